@@ -1,0 +1,47 @@
+"""The composition root: wires the command modules into one typer app."""
+
+from __future__ import annotations
+
+import typer
+
+from dtlab import __version__
+from dtlab.cli.catalog_cmds import formats_cmd, info_cmd
+from dtlab.cli.common import NUMBER_ARGS, STATE
+from dtlab.cli.int_cmds import int_app
+from dtlab.cli.tour_cmd import tour_cmd
+from dtlab.cli.value_cmds import decode_cmd, show_cmd
+
+app = typer.Typer(
+    name="dtlab",
+    help="dtlab, the data-type lab for quantization: what every ML number format holds, exactly.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dtlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True),
+) -> None:
+    STATE["debug"] = debug or STATE["debug"]
+
+
+app.command("formats")(formats_cmd)
+app.command("info")(info_cmd)
+app.command("show", context_settings=NUMBER_ARGS)(show_cmd)
+app.command("decode")(decode_cmd)
+app.add_typer(int_app, name="int")
+app.command("tour")(tour_cmd)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,70 @@
+"""What every command shares: consoles, the error boundary, JSON output, format lists."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console, RenderableType
+
+from dtlab.errors import DtlabError
+from dtlab.formats import Format, get_format
+from dtlab.render.jsonable import dumps
+
+# Piped output gets a wide page rather than rich's 80-column fallback.
+_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+console = Console(highlight=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STATE = {"debug": bool(os.environ.get("DTLAB_DEBUG"))}
+
+# Arguments such as -5 or -inf are numbers, not options.
+NUMBER_ARGS = {"ignore_unknown_options": True}
+
+
+def fail(message: str) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    return typer.Exit(2)
+
+
+def guarded(fn: F) -> F:
+    """Turn a DtlabError into a one-line message and exit status 2 (--debug re-raises)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DtlabError as exc:
+            if STATE["debug"]:
+                raise
+            raise fail(_one_line(str(exc))) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def parse_formats(text: str) -> list[Format]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise DtlabError("no format given (example: --as fp16,bf16)")
+    return [get_format(n) for n in names]
+
+
+def emit(renderable: RenderableType) -> None:
+    console.print(renderable)
+
+
+def emit_json(schema: str, payload: Any) -> None:
+    sys.stdout.write(dumps(schema, payload) + "\n")
+
+
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead (schema: docs/json.md).")

@@ -1,0 +1,67 @@
+"""The tour: every chapter computes, and its figures agree with the library and with torch."""
+
+import json
+from fractions import Fraction
+
+import torch
+from typer.testing import CliRunner
+
+from dtlab.cli.app import app
+from dtlab.tour import CHAPTERS, TableBlock, run_tour
+
+runner = CliRunner()
+
+
+def _table(key: str) -> TableBlock:
+    (chapter,) = run_tour([key])
+    return next(b for b in chapter.blocks if isinstance(b, TableBlock))
+
+
+def test_lesson_chapters_are_in_order() -> None:
+    assert list(CHAPTERS)[:5] == [
+        "integers",
+        "twos-complement",
+        "float-fields",
+        "one-third",
+        "sizes",
+    ]
+
+
+def test_integer_ranges_agree_with_torch_iinfo() -> None:
+    rows = {r[0]: r for r in _table("integers").rows}
+    for name in ("uint8", "int8", "int16", "int32", "int64"):
+        info = torch.iinfo(getattr(torch, name))
+        assert rows[name][3:5] == (f"{info.min:,}", f"{info.max:,}")
+
+
+def test_two_plus_minus_two_is_zero_like_torch() -> None:
+    row = _table("twos-complement").rows[0]
+    assert row[:3] == ("2 + -2", "00000010", "11111110")
+    t = torch.tensor([2], dtype=torch.int8) + torch.tensor([-2], dtype=torch.int8)
+    assert row[4] == f"00000000 = {int(t.item())}"
+    wrapped = torch.tensor([127], dtype=torch.int8) + torch.tensor([1], dtype=torch.int8)
+    assert _table("twos-complement").rows[1][4].endswith(f"= {int(wrapped.item())}")
+
+
+def test_one_third_matches_torch_for_every_lesson_dtype() -> None:
+    rows = {r[0]: r for r in _table("one-third").rows}
+    for name in ("float64", "float32", "float16", "bfloat16"):
+        stored = torch.tensor(1 / 3, dtype=torch.float64).to(getattr(torch, name)).double().item()
+        assert Fraction(rows[name][2]) == Fraction(stored)
+    # the exact decimal is every digit of the stored value: .60f pads fp64's 54 digits with zeros
+    assert format(float(rows["float64"][2]), ".60f").rstrip("0") == rows["float64"][2]
+
+
+def test_sizes_are_bits_over_eight() -> None:
+    rows = {r[0]: r for r in _table("sizes").rows}
+    assert rows["float16"][4] == "14 GB" and rows["float4_e2m1fn"][4] == "3.5 GB"
+    assert rows["float6_e2m3fn"][3] == "0.75" and rows["tfloat32"][2] == "4"
+
+
+def test_tour_command_prints_and_has_json() -> None:
+    result = runner.invoke(app, ["tour"])
+    assert result.exit_code == 0
+    assert "Two's complement" in result.stdout and "0.333984375" in result.stdout
+    result = runner.invoke(app, ["tour", "--json", "-c", "sizes"])
+    doc = json.loads(result.stdout)
+    assert doc["schema"] == "dtlab.tour/1" and doc["result"][0]["key"] == "sizes"
