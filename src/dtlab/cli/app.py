@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from dtlab import __version__
+from dtlab.cli.cast_cmd import cast_cmd
 from dtlab.cli.catalog_cmds import formats_cmd, info_cmd
 from dtlab.cli.common import NUMBER_ARGS, STATE
 from dtlab.cli.int_cmds import int_app
@@ -32,7 +35,7 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True),
 ) -> None:
-    STATE["debug"] = debug or STATE["debug"]
+    STATE["debug"] = debug or bool(os.environ.get("DTLAB_DEBUG"))
 
 
 app.command("formats")(formats_cmd)
@@ -40,6 +43,7 @@ app.command("info")(info_cmd)
 app.command("show", context_settings=NUMBER_ARGS)(show_cmd)
 app.command("decode")(decode_cmd)
 app.add_typer(int_app, name="int")
+app.command("cast")(cast_cmd)
 app.command("tour")(tour_cmd)
 
 

@@ -1,0 +1,67 @@
+"""dtlab cast: round a tensor into formats and write it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dtlab.cli.common import JSON_OPTION, emit, emit_json, guarded, parse_formats
+from dtlab.cli.value_cmds import OVERFLOW_HELP, ROUNDING_HELP
+from dtlab.modes import Overflow, Rounding
+
+
+@guarded
+def cast_cmd(
+    source: str = typer.Argument(
+        ...,
+        help="x.npy, model.safetensors:NAME, weights.pt[:KEY] (weights_only), or normal:1e6, "
+        "uniform:1e6:low=-1:high=1, laplace:1e6, student-t:1e6:df=3.",
+    ),
+    as_: str = typer.Option("bf16,fp16,fp8", "--as", help="Formats, comma-separated."),
+    rounding: str = typer.Option(
+        "nearest-even", "--rounding", "-r", help=ROUNDING_HELP + " Also stochastic."
+    ),
+    overflow: str = typer.Option(None, "--overflow", help=OVERFLOW_HELP),
+    subnormals: str = typer.Option("keep", "--subnormals", help="keep, or flush them to zero."),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed for generated inputs and stochastic rounding."
+    ),
+    output: Path = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Write the results: .safetensors (a tensor per format), .npy (one format) or .pt.",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Round every value of a tensor into each format (fake quantization), count what changed,
+    and optionally write the rounded tensors.
+
+    \b
+    Examples:
+      dtlab cast normal:1e6 --as bf16,fp16,fp8,fp4
+      dtlab cast weights.npy --as fp8 --overflow saturate -o weights_fp8.npy
+      dtlab cast model.safetensors:encoder.layer.0.attention.self.query.weight --as e5m2
+      dtlab cast student-t:1e6:df=2 --as fp8 --rounding stochastic --seed 3
+    """
+    import torch
+
+    from dtlab.cast import cast_tensor
+    from dtlab.inputs import load_tensor
+    from dtlab.kernels import Subnormals
+    from dtlab.render.cast import cast_table
+
+    fmts = parse_formats(as_)
+    mode = Rounding.parse(rounding)
+    policy = Overflow.parse(overflow) if overflow else None
+    loaded = load_tensor(source, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    flush = Subnormals.parse(subnormals)
+    report = cast_tensor(
+        loaded, fmts, rounding=mode, overflow=policy, subnormals=flush, generator=gen, output=output
+    )
+    if as_json:
+        emit_json("dtlab.cast/1", report)
+    else:
+        emit(cast_table(report))

@@ -1,0 +1,18 @@
+"""Every format on torch tensors: quantize, encode, decode, pack, unpack, to_dtype."""
+
+from dtlab.kernels.api import code_dtype, decode, encode, has_c_kernel, quantize, to_dtype
+from dtlab.kernels.packing import pack, packed_size, unpack
+from dtlab.kernels.params import Subnormals
+
+__all__ = [
+    "Subnormals",
+    "code_dtype",
+    "decode",
+    "encode",
+    "has_c_kernel",
+    "pack",
+    "packed_size",
+    "quantize",
+    "to_dtype",
+    "unpack",
+]

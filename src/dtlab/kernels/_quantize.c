@@ -1,0 +1,453 @@
+/* dtlab fused quantize kernel: one pass over memory, branch-free, OpenMP.
+ *
+ * Every element is rounded exactly as dtlab.kernels.reference (pure torch) and dtlab.scalar
+ * (exact Fractions) round it; the tests check that all three agree bit for bit.
+ *
+ * The rounding works on the IEEE bit pattern of |x| read as an integer. With the target's
+ * quantum 2^q at |x| (q = max(floor(log2|x|), emin) - man_bits), the pattern's low d bits lie
+ * below the quantum; keeping (bits >> d) and adding one on round-up carries correctly into the
+ * exponent field. Below half a quantum the candidates are 0 and 2^q. The float32 variant works
+ * in 32-bit lanes (8 per AVX2 vector) for formats whose values all fit a float32; the float64
+ * variant covers the rest. Build: -O3 -fopenmp -ffp-contract=off (no FMA, as in torch).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { RNE = 0, RNA = 1, RTZ = 2, UP = 3, DOWN = 4, SR = 5 };
+enum { LOW_NONE = 0, LOW_ZERO_OR_V1 = 1, LOW_V1_ONLY = 2 };
+#define THREADS_FROM 65536 /* below this, one thread: OpenMP start-up costs more */
+
+typedef struct {
+    int64_t is_int, man_bits, emin, low_region, neg_zero, rounding, flush, sat, is_signed;
+    int64_t ibits, wrap;
+    double maxv, v1, tiny, ovf_value, nan_out, pos_inf_out, neg_inf_out, neg_out, imin, imax;
+    uint64_t seed;
+} params;
+
+/* splitmix64 finaliser of (seed, index): 32 random bits per element */
+static inline uint64_t rand32(uint64_t seed, uint64_t i) {
+    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    return z >> 32;
+}
+
+static inline double pow2d(int64_t q) { /* q in [-1074, 1023] */
+    uint64_t u = q >= -1022 ? (uint64_t)(q + 1023) << 52 : (uint64_t)1 << (q + 1074);
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+
+/* One template, instantiated for float (32-bit lanes) and double (64-bit lanes).
+ * T: value type, U: same-width unsigned, MB: stored mantissa bits, EB: exponent bias,
+ * SUB: 2^-SUB is the smallest subnormal, EMAXF: all-ones exponent field. MODE is a
+ * compile-time constant so each rounding mode gets its own vectorised loop. */
+#define DEFINE_QUANTIZE(NAME, T, U, I, MB, EB, SUB, EMAXF)                                      \
+    static inline T NAME(T x, const params *p, int mode0, uint64_t index) {                    \
+        U bits;                                                                                 \
+        memcpy(&bits, &x, sizeof(T));                                                           \
+        const U signbit = (U)1 << (sizeof(T) * 8 - 1);                                          \
+        I neg = (bits & signbit) != 0;                                                          \
+        U abits = bits & ~signbit;                                                              \
+        T a;                                                                                    \
+        memcpy(&a, &abits, sizeof(T));                                                          \
+        I fd = (I)(abits >> MB);                                                                \
+        I is_nan = fd == EMAXF && (abits & (((U)1 << MB) - 1)) != 0;                            \
+        I is_inf = fd == EMAXF && (abits & (((U)1 << MB) - 1)) == 0;                            \
+        I mode = mode0 == UP ? (neg ? RTZ : UP) : mode0 == DOWN ? (neg ? UP : RTZ) : mode0;     \
+        I L = fd - EB;                                                                          \
+        I emin = (I)p->emin, mb = (I)p->man_bits;                                               \
+        I q = p->is_int ? 0 : ((L > emin ? L : emin) - mb);                                     \
+        I d = fd ? (MB - (L - q)) : (q + SUB); /* pattern bits below the quantum */              \
+        d = d < 0 ? 0 : d;                                                                      \
+        I small = d > MB; /* |x| < 2^q: the candidates are 0 and 2^q */                        \
+        I dc = small ? 0 : d;                                                                   \
+        U kept = abits >> dc;                                                                   \
+        U rem = abits & (((U)1 << dc) - 1);                                                     \
+        U half = ((U)1 << dc) >> 1;                                                             \
+        U odd = (dc == MB && fd != 0) ? 1 : (kept & 1); /* last kept significand bit */        \
+        U pqb = q >= 1 - EB ? (U)(q + EB) << MB : (U)1 << (q + SUB);                            \
+        I qh = q - 1 < -SUB ? -SUB : q - 1;                                                     \
+        U hqb = qh >= 1 - EB ? (U)(qh + EB) << MB : (U)1 << (qh + SUB);                         \
+        T pq, hq;                                                                               \
+        memcpy(&pq, &pqb, sizeof(T));                                                           \
+        memcpy(&hq, &hqb, sizeof(T));                                                           \
+        I up, sup, lup;                                                                         \
+        T v1 = (T)p->v1;                                                                        \
+        if (mode0 == SR) {                                                                      \
+            uint64_t r = rand32(p->seed, index);                                                \
+            /* up with probability (dropped fraction), to 2^-32 */                             \
+            uint64_t t = dc == 0 ? 0 : dc <= 32 ? ((uint64_t)rem << (32 - dc))                  \
+                                                : ((uint64_t)rem >> (dc - 32));                 \
+            int64_t c1 = 32 - (int64_t)q > 1000 ? 1000 : 32 - (int64_t)q;                       \
+            uint64_t ts = (uint64_t)((double)a * pow2d(c1) * pow2d(32 - (int64_t)q - c1));      \
+            up = r < t;                                                                         \
+            sup = r < ts;                                                                       \
+            lup = r < (uint64_t)((double)a * 4294967296.0 / p->v1);                             \
+        } else {                                                                                \
+            up = mode == RNE ? (rem > half || (rem == half && rem != 0 && odd))                \
+               : mode == RNA ? (rem >= half && rem != 0)                                        \
+               : mode == UP ? (rem != 0) : 0;                                                   \
+            sup = mode == RNE ? (a > hq) : mode == RNA ? (a >= hq) : mode == UP ? (a > 0) : 0;  \
+            lup = mode == RNE ? (a + a > v1) : mode == RNA ? (a + a >= v1)                      \
+                : mode == UP ? (a > 0) : 0;                                                     \
+        }                                                                                       \
+        U rbits = (kept + (U)up) << dc;                                                         \
+        T mag;                                                                                  \
+        memcpy(&mag, &rbits, sizeof(T));                                                        \
+        mag = small ? (sup ? pq : (T)0) : mag;                                                  \
+        /* no subnormals: below the smallest positive value v1 lie only 0 and v1 */            \
+        T low = (p->low_region == LOW_V1_ONLY || lup) ? v1 : (T)0;                              \
+        mag = (p->low_region != LOW_NONE && a < v1) ? low : mag;                                \
+        mag = (p->flush && mag < (T)p->tiny) ? (T)0 : mag;                                      \
+        /* overflow: rounding toward zero keeps the largest finite value (IEEE 754 7.4) */     \
+        T maxv = (T)p->maxv;                                                                    \
+        T ovf = (mode == RTZ || p->sat) ? maxv : (T)p->ovf_value;                               \
+        mag = mag > maxv ? ovf : mag;                                                           \
+        I flip = neg && (mag != 0 || p->neg_zero) && mag == mag && (p->is_int || p->is_signed);  \
+        T out = flip ? -mag : mag;                                                              \
+        T iout = out > (T)p->imax ? (T)p->imax : out < (T)p->imin ? (T)p->imin : out;           \
+        iout = iout == 0 ? (T)0 : iout; /* integers have no -0 */                              \
+        T fout = (neg && x != 0 && !p->is_signed) ? (T)p->neg_out : out;                        \
+        out = p->is_int ? iout : fout;                                                          \
+        out = is_nan ? (T)p->nan_out : out;                                                     \
+        out = is_inf ? (T)(neg ? p->neg_inf_out : p->pos_inf_out) : out;                        \
+        return out;                                                                             \
+    }
+
+DEFINE_QUANTIZE(q32, float, uint32_t, int32_t, 23, 127, 149, 255)
+DEFINE_QUANTIZE(q64, double, uint64_t, int64_t, 52, 1023, 1074, 2047)
+
+/* The float32 template again, eight lanes at a time with GCC vector extensions (AVX2 where
+ * the CPU has it), so that the common case runs at memory speed. Same arithmetic, with
+ * comparisons as lane masks and selects in place of ?:. Stochastic rounding stays scalar. */
+typedef float vf __attribute__((vector_size(32)));
+typedef uint32_t vu __attribute__((vector_size(32)));
+typedef int32_t vi __attribute__((vector_size(32)));
+
+static inline __attribute__((always_inline)) vu sel(vi m, vu a, vu b) {
+    return ((vu)m & a) | (~(vu)m & b);
+}
+
+static inline __attribute__((always_inline)) vu pow2_bits(vi q) {
+    vu normal = (vu)(q + 127) << 23;
+    vi qs = q + 149;
+    qs = (vi)sel(qs < 0, (vu)(qs * 0), (vu)qs);
+    vu sub = (vu)((vi){0} + 1) << (vu)qs;
+    return sel(q >= -126, normal, sub);
+}
+
+static inline __attribute__((always_inline)) void q32x8(const float *src, float *dst,
+                                                         const params *p, int mode0) {
+    vu bits;
+    memcpy(&bits, src, sizeof bits);
+    vu zero = (vu){0}, one = zero + 1;
+    vu abits = bits & 0x7FFFFFFFu;
+    vi negm = (vi)(bits >> 31) != 0;
+    vf a = (vf)abits;
+    vi fd = (vi)(abits >> 23);
+    vu man = abits & 0x7FFFFFu;
+    vi is_nan = (fd == 255) & (man != 0);
+    vi is_inf = (fd == 255) & (man == 0);
+    vi away = mode0 == UP ? ~negm : mode0 == DOWN ? negm : (vi)zero; /* directed: per sign */
+    vi rtzm = mode0 == RTZ ? ~(vi)zero : (mode0 == UP || mode0 == DOWN) ? ~away : (vi)zero;
+    vi L = fd - 127;
+    vi emin = (vi)zero + (int32_t)p->emin;
+    vi q = (vi)sel(L > emin, (vu)L, (vu)emin) - (int32_t)p->man_bits;
+    q = p->is_int ? (vi)zero : q;
+    vi d = (vi)sel(fd != 0, (vu)(23 - (L - q)), (vu)(q + 149));
+    d = (vi)sel(d < 0, zero, (vu)d);
+    vi small = d > 23;
+    vu dc = sel(small, zero, (vu)d);
+    vu kept = abits >> dc;
+    vu onedc = one << dc;
+    vu rem = abits & (onedc - 1);
+    vu half = onedc >> 1;
+    vu odd = sel((dc == 23) & (fd != 0), one, kept & 1);
+    vi has_rem = rem != 0;
+    vi up, sup;
+    vu pq = pow2_bits(q);
+    vi qh = q - 1;
+    qh = (vi)sel(qh < -149, (vu)((vi)zero - 149), (vu)qh);
+    vf hq = (vf)pow2_bits(qh);
+    if (mode0 == RNE) {
+        up = (rem > half) | ((rem == half) & has_rem & (odd != 0));
+        sup = a > hq;
+    } else if (mode0 == RNA) {
+        up = (rem >= half) & has_rem;
+        sup = a >= hq;
+    } else {
+        up = away & has_rem;
+        sup = away & (a > 0);
+    }
+    vu rbits = (kept + ((vu)up & 1)) << dc;
+    rbits = sel(small, sel(sup, pq, zero), rbits);
+    vf mag = (vf)rbits;
+    if (p->low_region != LOW_NONE) {
+        vf v1 = (vf){0} + (float)p->v1;
+        vi lup = mode0 == RNE ? (a + a > v1) : mode0 == RNA ? (a + a >= v1) : (away & (a > 0));
+        lup = p->low_region == LOW_V1_ONLY ? ~(vi)zero : lup;
+        mag = (vf)sel(a < v1, sel(lup, (vu)v1, zero), (vu)mag);
+    }
+    if (p->flush) mag = (vf)sel(mag < (float)p->tiny, zero, (vu)mag);
+    vf maxv = (vf){0} + (float)p->maxv;
+    vf ovf = p->sat ? maxv : (vf)sel(rtzm, (vu)maxv, (vu)((vf){0} + (float)p->ovf_value));
+    mag = (vf)sel(mag > maxv, (vu)ovf, (vu)mag);
+    vi flip = negm & ((mag != 0) | (vi)(zero - (uint32_t)p->neg_zero)) & (mag == mag);
+    flip = (p->is_int || p->is_signed) ? flip : (vi)zero;
+    vu out = (vu)mag ^ ((vu)flip & 0x80000000u);
+    if (p->is_int) {
+        vf o = (vf)out, imax = (vf){0} + (float)p->imax, imin = (vf){0} + (float)p->imin;
+        o = (vf)sel(o > imax, (vu)imax, (vu)o);
+        o = (vf)sel(o < imin, (vu)imin, (vu)o);
+        out = sel(o == 0, zero, (vu)o);
+    } else if (!p->is_signed) {
+        out = sel(negm & (a != 0), (vu)((vf){0} + (float)p->neg_out), out);
+    }
+    out = sel(is_nan, (vu)((vf){0} + (float)p->nan_out), out);
+    out = sel(is_inf & negm, (vu)((vf){0} + (float)p->neg_inf_out), out);
+    out = sel(is_inf & ~negm, (vu)((vf){0} + (float)p->pos_inf_out), out);
+    memcpy(dst, &out, sizeof out);
+}
+
+/* Lean round-to-nearest-even kernels for the common formats. They give the same bits as
+ * the template above with fewer operations: in the target's normal range the pattern of |x|
+ * is rounded by one integer add and mask; below it, the FPU's own round-to-nearest-even does
+ * the work: (|x| + C) - C with C = 2^(emin - man_bits + 23) rounds |x| to a multiple of the
+ * target's subnormal spacing, exactly once. */
+typedef struct {
+    uint32_t add, lsb, mask;
+    float magic, thresh, maxv, ovf, nan_out, pos_inf, neg_inf, tiny, v1, imin, imax, neg_out;
+    int32_t shift, neg_zero, flush;
+} lean;
+
+static lean lean_of(const params *p) {
+    lean k;
+    int32_t d = 23 - (int32_t)p->man_bits;
+    k.shift = d;
+    k.add = d ? (1u << (d - 1)) - 1 : 0;
+    k.lsb = d ? 1 : 0;
+    k.mask = ~((1u << d) - 1);
+    int64_t te = p->emin > -126 ? p->emin : -126;
+    k.magic = (float)pow2d(p->emin - p->man_bits + 23);
+    k.thresh = (float)pow2d(te);
+    k.maxv = (float)p->maxv;
+    k.ovf = p->sat ? (float)p->maxv : (float)p->ovf_value;
+    k.nan_out = (float)p->nan_out;
+    k.pos_inf = (float)p->pos_inf_out;
+    k.neg_inf = (float)p->neg_inf_out;
+    k.tiny = (float)p->tiny;
+    k.v1 = (float)p->v1;
+    k.imin = (float)p->imin;
+    k.imax = (float)p->imax;
+    k.neg_out = (float)p->neg_out;
+    k.neg_zero = (int32_t)p->neg_zero;
+    k.flush = (int32_t)p->flush;
+    return k;
+}
+
+static inline __attribute__((always_inline)) vf bcast(float f) { return (vf){0} + f; }
+
+static inline __attribute__((always_inline)) vu specials(vu out, vu bits, vu abits, const lean *k) {
+    vi negm = (vi)(bits >> 31) != 0;
+    vi nan = abits > 0x7F800000u, inf = abits == 0x7F800000u;
+    out = sel(nan, (vu)bcast(k->nan_out), out);
+    out = sel(inf & negm, (vu)bcast(k->neg_inf), out);
+    return sel(inf & ~negm, (vu)bcast(k->pos_inf), out);
+}
+
+/* signed formats with subnormals (fp16, bf16, fp8, fp6, fp4, tf32, ...) */
+static inline __attribute__((always_inline)) void lean_float(const float *src, float *dst, const lean *k) {
+    vu bits;
+    memcpy(&bits, src, sizeof bits);
+    vu abits = bits & 0x7FFFFFFFu, sign = bits & 0x80000000u;
+    vu r = (abits + k->add + ((abits >> (uint32_t)k->shift) & k->lsb)) & k->mask;
+    vf a = (vf)abits;
+    vf m = (a + k->magic) - k->magic;
+    vf mag = (vf)sel(a < k->thresh, (vu)m, r);
+    if (k->flush) mag = (vf)sel(mag < k->tiny, (vu){0}, (vu)mag);
+    mag = (vf)sel(mag > k->maxv, (vu)bcast(k->ovf), (vu)mag);
+    vu keep = k->neg_zero ? sign : sign & (vu)((vf)mag != 0);
+    vu out = ((vu)mag & 0x7FFFFFFFu) | keep;
+    out = sel((vf)mag != (vf)mag, (vu)mag, out); /* an overflow NaN stays the canonical one */
+    out = specials(out, bits, abits, k);
+    memcpy(dst, &out, sizeof out);
+}
+
+/* unsigned powers of two without zero (float8_e8m0fnu): ties go up */
+static inline __attribute__((always_inline)) void lean_pow2(const float *src, float *dst, const lean *k) {
+    vu bits;
+    memcpy(&bits, src, sizeof bits);
+    vu abits = bits & 0x7FFFFFFFu;
+    vf a = (vf)abits;
+    vu r = (abits + 0x400000u) & 0xFF800000u;
+    vf v1 = bcast(k->v1);
+    vf sub = (vf)sel(a >= k->v1 * 1.5f, (vu)(v1 + v1), (vu)v1); /* float32 subnormal inputs */
+    vf mag = (vf)sel(a < 0x1p-126f, (vu)sub, r);
+    mag = (vf)sel(a < k->v1, (vu)v1, (vu)mag);
+    mag = (vf)sel(mag > k->maxv, (vu)bcast(k->ovf), (vu)mag);
+    vi negm = (vi)(bits >> 31) != 0;
+    vu out = sel(negm & (a != 0), (vu)bcast(k->neg_out), (vu)mag);
+    out = specials(out, bits, abits, k);
+    memcpy(dst, &out, sizeof out);
+}
+
+/* integers of up to 24 bits, saturating */
+static inline __attribute__((always_inline)) void lean_int(const float *src, float *dst, const lean *k) {
+    vu bits;
+    memcpy(&bits, src, sizeof bits);
+    vu abits = bits & 0x7FFFFFFFu, sign = bits & 0x80000000u;
+    vf a = (vf)abits;
+    vf m = (a + 0x1p23f) - 0x1p23f;
+    vf mag = (vf)sel(a < 0x1p23f, (vu)m, abits);
+    vf v = (vf)((vu)mag | sign);
+    v = (vf)sel(v > k->imax, (vu)bcast(k->imax), (vu)v);
+    v = (vf)sel(v < k->imin, (vu)bcast(k->imin), (vu)v);
+    v = v + 0.0f; /* -0 becomes +0 */
+    vu out = specials((vu)v, bits, abits, k);
+    memcpy(dst, &out, sizeof out);
+}
+
+#define DEFINE_LEAN(NAME, BODY)                                                                \
+    __attribute__((target_clones("avx2", "default")))                                          \
+    static void NAME(const float *src, float *dst, int64_t n, const params *p) {               \
+        lean k = lean_of(p);                                                                    \
+        int64_t blocks = n / 8;                                                                 \
+        _Pragma("omp parallel for schedule(static) if (n > THREADS_FROM)")                     \
+        for (int64_t b = 0; b < blocks; b++) BODY(src + 8 * b, dst + 8 * b, &k);                \
+        for (int64_t i = blocks * 8; i < n; i++) dst[i] = q32(src[i], p, RNE, (uint64_t)i);     \
+    }
+
+DEFINE_LEAN(lean_float_f32, lean_float)
+DEFINE_LEAN(lean_pow2_f32, lean_pow2)
+DEFINE_LEAN(lean_int_f32, lean_int)
+
+#define DEFINE_VLOOP(NAME, MODE)                                                               \
+    __attribute__((target_clones("avx2", "default")))                                          \
+    static void NAME(const float *src, float *dst, int64_t n, const params *p) {               \
+        int64_t blocks = n / 8;                                                                 \
+        _Pragma("omp parallel for schedule(static) if (n > THREADS_FROM)")                     \
+        for (int64_t b = 0; b < blocks; b++) q32x8(src + 8 * b, dst + 8 * b, p, MODE);          \
+        for (int64_t i = blocks * 8; i < n; i++) dst[i] = q32(src[i], p, MODE, (uint64_t)i);    \
+    }
+
+/* Integers with wrap-around: round as above (saturation off), then keep the low bits. */
+static inline double wrap_int(double v, const params *p) {
+    if (v != v || v - v != 0) return v != v ? p->nan_out : (v > 0 ? p->pos_inf_out : p->neg_inf_out);
+    double m = v < 0 ? -v : v;
+    uint64_t iv;
+    if (m >= 18446744073709551616.0) {
+        /* a multiple of 2^64 when this large: its low 64 bits are zero */
+        iv = 0;
+    } else {
+        iv = (uint64_t)m;
+    }
+    iv = v < 0 ? (0 - iv) : iv;
+    uint64_t mask = p->ibits >= 64 ? ~0ULL : ((1ULL << p->ibits) - 1);
+    iv &= mask;
+    if (p->is_signed && (iv >> (p->ibits - 1)) & 1) return (double)(int64_t)(iv | ~mask);
+    return (double)iv;
+}
+
+#define DEFINE_LOOP(NAME, T, ONE, MODE)                                                        \
+    __attribute__((target_clones("avx2", "default")))                                          \
+    static void NAME(const T *src, T *dst, int64_t n, const params *p) {     \
+        _Pragma("omp parallel for schedule(static) if (n > THREADS_FROM)")                     \
+        for (int64_t i = 0; i < n; i++) dst[i] = ONE(src[i], p, MODE, (uint64_t)i);             \
+    }
+
+#define DEFINE_LOOPS(T, ONE, SUFFIX)                                                           \
+    DEFINE_LOOP(rne_##SUFFIX, T, ONE, RNE)                                                     \
+    DEFINE_LOOP(rna_##SUFFIX, T, ONE, RNA)                                                     \
+    DEFINE_LOOP(rtz_##SUFFIX, T, ONE, RTZ)                                                     \
+    DEFINE_LOOP(up_##SUFFIX, T, ONE, UP)                                                       \
+    DEFINE_LOOP(down_##SUFFIX, T, ONE, DOWN)                                                   \
+    DEFINE_LOOP(sr_##SUFFIX, T, ONE, SR)                                                       \
+    typedef void (*loop_##SUFFIX)(const T *, T *, int64_t, const params *);                    \
+    static const loop_##SUFFIX loops_##SUFFIX[6] = {rne_##SUFFIX, rna_##SUFFIX, rtz_##SUFFIX,  \
+                                                    up_##SUFFIX, down_##SUFFIX, sr_##SUFFIX};
+
+DEFINE_VLOOP(vrne_f32, RNE)
+DEFINE_VLOOP(vrna_f32, RNA)
+DEFINE_VLOOP(vrtz_f32, RTZ)
+DEFINE_VLOOP(vup_f32, UP)
+DEFINE_VLOOP(vdown_f32, DOWN)
+DEFINE_LOOP(sr_f32, float, q32, SR)
+typedef void (*loop_f32)(const float *, float *, int64_t, const params *);
+static const loop_f32 loops_f32[6] = {vrne_f32, vrna_f32, vrtz_f32, vup_f32, vdown_f32, sr_f32};
+DEFINE_LOOPS(double, q64, f64)
+
+static void wrap_f32(float *dst, int64_t n, const params *p) {
+#pragma omp parallel for schedule(static) if (n > THREADS_FROM)
+    for (int64_t i = 0; i < n; i++) dst[i] = (float)wrap_int((double)dst[i], p);
+}
+
+static void wrap_f64(double *dst, int64_t n, const params *p) {
+#pragma omp parallel for schedule(static) if (n > THREADS_FROM)
+    for (int64_t i = 0; i < n; i++) dst[i] = wrap_int(dst[i], p);
+}
+
+/* quantize(kind, src_ptr, dst_ptr, n, ints: 11-tuple, floats: 10-tuple, seed)
+ * kind 32: float32 lanes (the format fits a float32), 64: float64 lanes. */
+static PyObject *py_quantize(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "quantize takes 7 arguments");
+        return NULL;
+    }
+    long kind = PyLong_AsLong(args[0]);
+    void *src = PyLong_AsVoidPtr(args[1]);
+    void *dst = PyLong_AsVoidPtr(args[2]);
+    long long n = PyLong_AsLongLong(args[3]);
+    PyObject *ip = args[4], *fp = args[5];
+    if (PyErr_Occurred()) return NULL;
+    if (!PyTuple_Check(ip) || PyTuple_GET_SIZE(ip) != 11 || !PyTuple_Check(fp) ||
+        PyTuple_GET_SIZE(fp) != 10) {
+        PyErr_SetString(PyExc_TypeError, "bad parameter tuples");
+        return NULL;
+    }
+    params p;
+    int64_t *ints[11] = {&p.is_int, &p.man_bits, &p.emin, &p.low_region, &p.neg_zero, &p.rounding,
+                         &p.flush, &p.sat, &p.is_signed, &p.ibits, &p.wrap};
+    double *flts[10] = {&p.maxv, &p.v1, &p.tiny, &p.ovf_value, &p.nan_out, &p.pos_inf_out,
+                        &p.neg_inf_out, &p.neg_out, &p.imin, &p.imax};
+    for (int i = 0; i < 11; i++) *ints[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(ip, i));
+    for (int i = 0; i < 10; i++) *flts[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(fp, i));
+    p.seed = PyLong_AsUnsignedLongLongMask(args[6]);
+    if (PyErr_Occurred()) return NULL;
+    if (p.rounding < 0 || p.rounding > 5) {
+        PyErr_SetString(PyExc_ValueError, "bad rounding mode");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (kind == 32) {
+        int lean_kind = p.rounding != RNE ? 0
+                      : (!p.is_int && p.low_region == LOW_NONE && p.is_signed) ? 1
+                      : (!p.is_int && p.low_region == LOW_V1_ONLY && p.man_bits == 0 && !p.is_signed) ? 2
+                      : (p.is_int && !p.wrap) ? 3 : 0;
+        if (lean_kind == 1) lean_float_f32((const float *)src, (float *)dst, n, &p);
+        else if (lean_kind == 2) lean_pow2_f32((const float *)src, (float *)dst, n, &p);
+        else if (lean_kind == 3) lean_int_f32((const float *)src, (float *)dst, n, &p);
+        else loops_f32[p.rounding]((const float *)src, (float *)dst, n, &p);
+        if (p.wrap) wrap_f32((float *)dst, n, &p);
+    } else {
+        loops_f64[p.rounding]((const double *)src, (double *)dst, n, &p);
+        if (p.wrap) wrap_f64((double *)dst, n, &p);
+    }
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"quantize", (PyCFunction)(void (*)(void))py_quantize, METH_FASTCALL, "fused quantize"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_quantize", NULL, -1, methods,
+                                    NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__quantize(void) { return PyModule_Create(&module); }

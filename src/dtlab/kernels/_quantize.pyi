@@ -1,0 +1,9 @@
+def quantize(
+    kind: int,
+    src: int,
+    dst: int,
+    n: int,
+    ints: tuple[int, ...],
+    floats: tuple[float, ...],
+    seed: int,
+) -> None: ...
