@@ -18,6 +18,7 @@
 enum { RNE = 0, RNA = 1, RTZ = 2, UP = 3, DOWN = 4, SR = 5 };
 enum { LOW_NONE = 0, LOW_ZERO_OR_V1 = 1, LOW_V1_ONLY = 2 };
 #define THREADS_FROM 65536 /* below this, one thread: OpenMP start-up costs more */
+static int use_avx2 = 1;
 
 typedef struct {
     int64_t is_int, man_bits, emin, low_region, neg_zero, rounding, flush, sat, is_signed;
@@ -221,8 +222,9 @@ static inline __attribute__((always_inline)) void q32x8(const float *src, float 
  * target's subnormal spacing, exactly once. */
 typedef struct {
     uint32_t add, lsb, mask;
-    float magic, thresh, maxv, ovf, nan_out, pos_inf, neg_inf, tiny, v1, imin, imax, neg_out;
-    int32_t shift, neg_zero, flush;
+    float magic, thresh, maxv, ovf, nan_out, pos_inf, neg_inf, tiny, v1, v1_mid, v1_next, imin,
+        imax, neg_out;
+    int32_t shift, neg_zero, flush, inf_is_ovf;
 } lean;
 
 static lean lean_of(const params *p) {
@@ -242,20 +244,28 @@ static lean lean_of(const params *p) {
     k.neg_inf = (float)p->neg_inf_out;
     k.tiny = (float)p->tiny;
     k.v1 = (float)p->v1;
+    k.v1_mid = (float)(p->v1 * 1.5); /* computed once: subnormal arithmetic is slow */
+    k.v1_next = (float)(p->v1 * 2.0);
     k.imin = (float)p->imin;
     k.imax = (float)p->imax;
     k.neg_out = (float)p->neg_out;
     k.neg_zero = (int32_t)p->neg_zero;
     k.flush = (int32_t)p->flush;
+    /* ±inf inputs round like an overflow: then they need no lanes of their own */
+    int same_pos = k.pos_inf == k.ovf || (k.pos_inf != k.pos_inf && k.ovf != k.ovf);
+    int same_neg = k.neg_inf == -k.ovf || (k.neg_inf != k.neg_inf && k.ovf != k.ovf);
+    k.inf_is_ovf = same_pos && same_neg;
     return k;
 }
 
 static inline __attribute__((always_inline)) vf bcast(float f) { return (vf){0} + f; }
 
 static inline __attribute__((always_inline)) vu specials(vu out, vu bits, vu abits, const lean *k) {
-    vi negm = (vi)(bits >> 31) != 0;
-    vi nan = abits > 0x7F800000u, inf = abits == 0x7F800000u;
+    vi nan = abits > 0x7F800000u;
     out = sel(nan, (vu)bcast(k->nan_out), out);
+    if (k->inf_is_ovf) return out;
+    vi negm = (vi)(bits >> 31) != 0;
+    vi inf = abits == 0x7F800000u;
     out = sel(inf & negm, (vu)bcast(k->neg_inf), out);
     return sel(inf & ~negm, (vu)bcast(k->pos_inf), out);
 }
@@ -264,16 +274,14 @@ static inline __attribute__((always_inline)) vu specials(vu out, vu bits, vu abi
 static inline __attribute__((always_inline)) void lean_float(const float *src, float *dst, const lean *k) {
     vu bits;
     memcpy(&bits, src, sizeof bits);
-    vu abits = bits & 0x7FFFFFFFu, sign = bits & 0x80000000u;
+    vu abits = bits & 0x7FFFFFFFu, sign = bits ^ abits;
     vu r = (abits + k->add + ((abits >> (uint32_t)k->shift) & k->lsb)) & k->mask;
     vf a = (vf)abits;
     vf m = (a + k->magic) - k->magic;
-    vf mag = (vf)sel(a < k->thresh, (vu)m, r);
-    if (k->flush) mag = (vf)sel(mag < k->tiny, (vu){0}, (vu)mag);
-    mag = (vf)sel(mag > k->maxv, (vu)bcast(k->ovf), (vu)mag);
-    vu keep = k->neg_zero ? sign : sign & (vu)((vf)mag != 0);
-    vu out = ((vu)mag & 0x7FFFFFFFu) | keep;
-    out = sel((vf)mag != (vf)mag, (vu)mag, out); /* an overflow NaN stays the canonical one */
+    vu mag = sel(a < k->thresh, (vu)m, r);
+    if (k->flush) mag = sel((vf)mag < k->tiny, (vu){0}, mag);
+    mag = sel((vf)mag > k->maxv, (vu)bcast(k->ovf), mag);
+    vu out = mag | (k->neg_zero ? sign : sign & (vu)((vf)mag != 0));
     out = specials(out, bits, abits, k);
     memcpy(dst, &out, sizeof out);
 }
@@ -285,14 +293,17 @@ static inline __attribute__((always_inline)) void lean_pow2(const float *src, fl
     vu abits = bits & 0x7FFFFFFFu;
     vf a = (vf)abits;
     vu r = (abits + 0x400000u) & 0xFF800000u;
-    vf v1 = bcast(k->v1);
-    vf sub = (vf)sel(a >= k->v1 * 1.5f, (vu)(v1 + v1), (vu)v1); /* float32 subnormal inputs */
-    vf mag = (vf)sel(a < 0x1p-126f, (vu)sub, r);
-    mag = (vf)sel(a < k->v1, (vu)v1, (vu)mag);
-    mag = (vf)sel(mag > k->maxv, (vu)bcast(k->ovf), (vu)mag);
+    /* float32 subnormal inputs: between v1 = 2^-127 and 2^-126 */
+    vu sub = sel(a >= k->v1_mid, (vu)bcast(k->v1_next), (vu)bcast(k->v1));
+    vu mag = sel(a < 0x1p-126f, sub, r);
+    mag = sel(a < k->v1, (vu)bcast(k->v1), mag);
+    mag = sel((vf)mag > k->maxv, (vu)bcast(k->ovf), mag);
     vi negm = (vi)(bits >> 31) != 0;
-    vu out = sel(negm & (a != 0), (vu)bcast(k->neg_out), (vu)mag);
-    out = specials(out, bits, abits, k);
+    vu out = sel(negm & (a != 0), (vu)bcast(k->neg_out), mag);
+    vi inf = abits == 0x7F800000u;
+    out = sel(inf & negm, (vu)bcast(k->neg_inf), out);
+    out = sel(inf & ~negm, (vu)bcast(k->pos_inf), out);
+    out = sel(abits > 0x7F800000u, (vu)bcast(k->nan_out), out);
     memcpy(dst, &out, sizeof out);
 }
 
@@ -300,15 +311,14 @@ static inline __attribute__((always_inline)) void lean_pow2(const float *src, fl
 static inline __attribute__((always_inline)) void lean_int(const float *src, float *dst, const lean *k) {
     vu bits;
     memcpy(&bits, src, sizeof bits);
-    vu abits = bits & 0x7FFFFFFFu, sign = bits & 0x80000000u;
+    vu abits = bits & 0x7FFFFFFFu, sign = bits ^ abits;
     vf a = (vf)abits;
     vf m = (a + 0x1p23f) - 0x1p23f;
-    vf mag = (vf)sel(a < 0x1p23f, (vu)m, abits);
-    vf v = (vf)((vu)mag | sign);
+    vf v = (vf)(sel(a < 0x1p23f, (vu)m, abits) | sign);
     v = (vf)sel(v > k->imax, (vu)bcast(k->imax), (vu)v);
     v = (vf)sel(v < k->imin, (vu)bcast(k->imin), (vu)v);
     v = v + 0.0f; /* -0 becomes +0 */
-    vu out = specials((vu)v, bits, abits, k);
+    vu out = sel(abits > 0x7F800000u, (vu)bcast(k->nan_out), (vu)v);
     memcpy(dst, &out, sizeof out);
 }
 
@@ -325,6 +335,119 @@ static inline __attribute__((always_inline)) void lean_int(const float *src, flo
 DEFINE_LEAN(lean_float_f32, lean_float)
 DEFINE_LEAN(lean_pow2_f32, lean_pow2)
 DEFINE_LEAN(lean_int_f32, lean_int)
+
+/* The lean kernels once more in AVX2 intrinsics: constants hoisted out of the loop and one
+ * blendv per select (GCC lowers the portable selects above to three logic operations). Same
+ * comparisons, same results; the portable versions serve CPUs without AVX2. */
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2")))
+#define BLEND(a, b, m) _mm256_blendv_ps((a), (b), (m)) /* m ? b : a */
+#define PS(x) _mm256_castsi256_ps(x)
+
+AVX2 static void lean_float_avx2(const float *src, float *dst, int64_t n, const params *p) {
+    const lean k0 = lean_of(p);
+    int64_t blocks = n / 8;
+#pragma omp parallel if (n > THREADS_FROM)
+    {
+        const lean k = k0;
+        const __m256i absmask = _mm256_set1_epi32(0x7FFFFFFF), infbits = _mm256_set1_epi32(0x7F800000);
+        const __m256i add = _mm256_set1_epi32((int)k.add), lsb = _mm256_set1_epi32((int)k.lsb);
+        const __m256i mask = _mm256_set1_epi32((int)k.mask);
+        const __m128i shift = _mm_cvtsi32_si128(k.shift);
+        const __m256 magic = _mm256_set1_ps(k.magic), thresh = _mm256_set1_ps(k.thresh);
+        const __m256 maxv = _mm256_set1_ps(k.maxv), ovf = _mm256_set1_ps(k.ovf);
+        const __m256 tiny = _mm256_set1_ps(k.tiny), zero = _mm256_setzero_ps();
+        const __m256 nan_out = _mm256_set1_ps(k.nan_out);
+        const __m256 pos_inf = _mm256_set1_ps(k.pos_inf), neg_inf = _mm256_set1_ps(k.neg_inf);
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < blocks; b++) {
+            __m256i bits = _mm256_loadu_si256((const __m256i *)(src + 8 * b));
+            __m256i abits = _mm256_and_si256(bits, absmask);
+            __m256i sign = _mm256_xor_si256(bits, abits);
+            __m256i lo = _mm256_and_si256(_mm256_srl_epi32(abits, shift), lsb);
+            __m256i r = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(abits, add), lo), mask);
+            __m256 a = PS(abits);
+            __m256 m = _mm256_sub_ps(_mm256_add_ps(a, magic), magic);
+            __m256 mag = BLEND(PS(r), m, _mm256_cmp_ps(a, thresh, _CMP_LT_OQ));
+            if (k.flush) mag = BLEND(mag, zero, _mm256_cmp_ps(mag, tiny, _CMP_LT_OQ));
+            mag = BLEND(mag, ovf, _mm256_cmp_ps(mag, maxv, _CMP_GT_OQ));
+            __m256 sg = PS(sign);
+            if (!k.neg_zero) sg = _mm256_and_ps(sg, _mm256_cmp_ps(mag, zero, _CMP_NEQ_UQ));
+            __m256 out = _mm256_or_ps(mag, sg);
+            out = BLEND(out, nan_out, PS(_mm256_cmpgt_epi32(abits, infbits)));
+            if (!k.inf_is_ovf) {
+                __m256 inf = PS(_mm256_cmpeq_epi32(abits, infbits));
+                __m256 neg = PS(_mm256_srai_epi32(bits, 31));
+                out = BLEND(out, BLEND(pos_inf, neg_inf, neg), inf);
+            }
+            _mm256_storeu_ps(dst + 8 * b, out);
+        }
+    }
+    for (int64_t i = blocks * 8; i < n; i++) dst[i] = q32(src[i], p, RNE, (uint64_t)i);
+}
+
+AVX2 static void lean_int_avx2(const float *src, float *dst, int64_t n, const params *p) {
+    const lean k0 = lean_of(p);
+    int64_t blocks = n / 8;
+#pragma omp parallel if (n > THREADS_FROM)
+    {
+        const lean k = k0;
+        const __m256i absmask = _mm256_set1_epi32(0x7FFFFFFF), infbits = _mm256_set1_epi32(0x7F800000);
+        const __m256 two23 = _mm256_set1_ps(0x1p23f), zero = _mm256_setzero_ps();
+        const __m256 imax = _mm256_set1_ps(k.imax), imin = _mm256_set1_ps(k.imin);
+        const __m256 nan_out = _mm256_set1_ps(k.nan_out);
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < blocks; b++) {
+            __m256i bits = _mm256_loadu_si256((const __m256i *)(src + 8 * b));
+            __m256i abits = _mm256_and_si256(bits, absmask);
+            __m256 a = PS(abits);
+            __m256 m = _mm256_sub_ps(_mm256_add_ps(a, two23), two23);
+            __m256 mag = BLEND(a, m, _mm256_cmp_ps(a, two23, _CMP_LT_OQ));
+            __m256 v = _mm256_or_ps(mag, PS(_mm256_xor_si256(bits, abits)));
+            v = BLEND(v, imax, _mm256_cmp_ps(v, imax, _CMP_GT_OQ));
+            v = BLEND(v, imin, _mm256_cmp_ps(v, imin, _CMP_LT_OQ));
+            v = _mm256_add_ps(v, zero); /* -0 becomes +0 */
+            v = BLEND(v, nan_out, PS(_mm256_cmpgt_epi32(abits, infbits)));
+            _mm256_storeu_ps(dst + 8 * b, v);
+        }
+    }
+    for (int64_t i = blocks * 8; i < n; i++) dst[i] = q32(src[i], p, RNE, (uint64_t)i);
+}
+
+AVX2 static void lean_pow2_avx2(const float *src, float *dst, int64_t n, const params *p) {
+    const lean k0 = lean_of(p);
+    int64_t blocks = n / 8;
+#pragma omp parallel if (n > THREADS_FROM)
+    {
+        const lean k = k0;
+        const __m256i absmask = _mm256_set1_epi32(0x7FFFFFFF), infbits = _mm256_set1_epi32(0x7F800000);
+        const __m256i half = _mm256_set1_epi32(0x400000), expmask = _mm256_set1_epi32((int)0xFF800000u);
+        const __m256 v1 = _mm256_set1_ps(k.v1), v1_mid = _mm256_set1_ps(k.v1_mid);
+        const __m256 v1_next = _mm256_set1_ps(k.v1_next), min_normal = _mm256_set1_ps(0x1p-126f);
+        const __m256 maxv = _mm256_set1_ps(k.maxv), ovf = _mm256_set1_ps(k.ovf);
+        const __m256 neg_out = _mm256_set1_ps(k.neg_out), nan_out = _mm256_set1_ps(k.nan_out);
+        const __m256 pos_inf = _mm256_set1_ps(k.pos_inf), neg_inf = _mm256_set1_ps(k.neg_inf);
+        const __m256 zero = _mm256_setzero_ps();
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < blocks; b++) {
+            __m256i bits = _mm256_loadu_si256((const __m256i *)(src + 8 * b));
+            __m256i abits = _mm256_and_si256(bits, absmask);
+            __m256 a = PS(abits);
+            __m256 r = PS(_mm256_and_si256(_mm256_add_epi32(abits, half), expmask));
+            __m256 sub = BLEND(v1, v1_next, _mm256_cmp_ps(a, v1_mid, _CMP_GE_OQ));
+            __m256 mag = BLEND(r, sub, _mm256_cmp_ps(a, min_normal, _CMP_LT_OQ));
+            mag = BLEND(mag, v1, _mm256_cmp_ps(a, v1, _CMP_LT_OQ));
+            mag = BLEND(mag, ovf, _mm256_cmp_ps(mag, maxv, _CMP_GT_OQ));
+            __m256 neg = PS(_mm256_srai_epi32(bits, 31));
+            __m256 out = BLEND(mag, neg_out, _mm256_and_ps(neg, _mm256_cmp_ps(a, zero, _CMP_NEQ_UQ)));
+            __m256 inf = PS(_mm256_cmpeq_epi32(abits, infbits));
+            out = BLEND(out, BLEND(pos_inf, neg_inf, neg), inf);
+            out = BLEND(out, nan_out, PS(_mm256_cmpgt_epi32(abits, infbits)));
+            _mm256_storeu_ps(dst + 8 * b, out);
+        }
+    }
+    for (int64_t i = blocks * 8; i < n; i++) dst[i] = q32(src[i], p, RNE, (uint64_t)i);
+}
 
 #define DEFINE_VLOOP(NAME, MODE)                                                               \
     __attribute__((target_clones("avx2", "default")))                                          \
@@ -429,9 +552,12 @@ static PyObject *py_quantize(PyObject *self, PyObject *const *args, Py_ssize_t n
                       : (!p.is_int && p.low_region == LOW_NONE && p.is_signed) ? 1
                       : (!p.is_int && p.low_region == LOW_V1_ONLY && p.man_bits == 0 && !p.is_signed) ? 2
                       : (p.is_int && !p.wrap) ? 3 : 0;
-        if (lean_kind == 1) lean_float_f32((const float *)src, (float *)dst, n, &p);
-        else if (lean_kind == 2) lean_pow2_f32((const float *)src, (float *)dst, n, &p);
-        else if (lean_kind == 3) lean_int_f32((const float *)src, (float *)dst, n, &p);
+        int avx2 = use_avx2 && __builtin_cpu_supports("avx2");
+        const float *s32 = (const float *)src;
+        float *d32 = (float *)dst;
+        if (lean_kind == 1) (avx2 ? lean_float_avx2 : lean_float_f32)(s32, d32, n, &p);
+        else if (lean_kind == 2) (avx2 ? lean_pow2_avx2 : lean_pow2_f32)(s32, d32, n, &p);
+        else if (lean_kind == 3) (avx2 ? lean_int_avx2 : lean_int_f32)(s32, d32, n, &p);
         else loops_f32[p.rounding]((const float *)src, (float *)dst, n, &p);
         if (p.wrap) wrap_f32((float *)dst, n, &p);
     } else {
@@ -442,7 +568,18 @@ static PyObject *py_quantize(PyObject *self, PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
+/* set_avx2(flag): 0 forces the portable kernels (the tests compare both), 1 allows AVX2 */
+static PyObject *py_set_avx2(PyObject *self, PyObject *arg) {
+    (void)self;
+    int flag = PyObject_IsTrue(arg);
+    if (flag < 0) return NULL;
+    int old = use_avx2;
+    use_avx2 = flag;
+    return PyBool_FromLong(old);
+}
+
 static PyMethodDef methods[] = {
+    {"set_avx2", py_set_avx2, METH_O, "allow (True) or forbid (False) the AVX2 kernels"},
     {"quantize", (PyCFunction)(void (*)(void))py_quantize, METH_FASTCALL, "fused quantize"},
     {NULL, NULL, 0, NULL},
 };
