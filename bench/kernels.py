@@ -127,6 +127,29 @@ def main() -> None:
         cells.append(f"{per_call:8.1f}")
         print(" ".join(cells))
     print(f"\nslowest format at {100 * worst:.0f}% of the copy ceiling")
+    if torch.cuda.is_available():
+        cuda_section(n)
+
+
+def cuda_section(n: int) -> None:
+    """On a GPU: the pure-torch path against torch's native casts and a device copy."""
+
+    def sync_time(fn: Callable[[], object]) -> float:
+        def run() -> None:
+            fn()
+            torch.cuda.synchronize()
+
+        return median_time(run)
+
+    x = (torch.randn(n) * 10).cuda()
+    out = torch.empty_like(x)
+    copy = rate(n, sync_time(lambda: out.copy_(x)))
+    print(f"\nCUDA ({torch.cuda.get_device_name()}): copy {copy:,.0f} Mval/s")
+    for name, dt in [("bf16", torch.bfloat16), ("fp16", torch.float16),
+                     ("fp8", torch.float8_e4m3fn), ("e5m2", torch.float8_e5m2)]:  # fmt: skip
+        d = rate(n, sync_time(lambda f=name: quantize(x, f, out=out)))
+        t = rate(n, sync_time(lambda dt=dt: x.to(dt).float()))
+        print(f"{name:6} dtlab {d:9,.0f}  torch round trip {t:9,.0f}  ratio {d / t:5.2f}")
 
 
 if __name__ == "__main__":

@@ -186,3 +186,41 @@ def test_bad_arguments() -> None:
         quantize(torch.tensor([1.0]), "fp8", overflow="wrap")
     with pytest.raises(OptionError, match="beyond float64"):
         quantize(torch.tensor([1.0]), "e12m3")
+
+
+def test_torch_path_works_in_chunks_with_global_stochastic_indices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dtlab.kernels.reference as ref
+
+    x = torch.randn(10_000) * 10
+    g = torch.Generator().manual_seed(5)
+    whole = quantize(x, "fp8", rounding="stochastic", generator=g, backend="torch")
+    monkeypatch.setattr(ref, "CHUNK", 777)
+    g = torch.Generator().manual_seed(5)
+    chunked = quantize(x, "fp8", rounding="stochastic", generator=g, backend="torch")
+    assert bits_equal(whole, chunked)
+    if has_c_kernel():
+        g = torch.Generator().manual_seed(5)
+        assert bits_equal(
+            whole, quantize(x, "fp8", rounding="stochastic", generator=g, backend="c")
+        )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_cuda_matches_the_cpu_kernels_and_torch_casts() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(-(2**31), 2**31, (1 << 20,), generator=g, dtype=torch.int64)
+    x = x.to(torch.int32).view(torch.float32)
+    for fmt, native, policy in [
+        ("bf16", torch.bfloat16, None), ("fp16", torch.float16, None),
+        ("fp8", torch.float8_e4m3fn, "saturate"), ("e5m2", torch.float8_e5m2, None),
+        ("e4m3fnuz", torch.float8_e4m3fnuz, None), ("e5m2fnuz", torch.float8_e5m2fnuz, None),
+    ]:  # fmt: skip
+        cpu = quantize(x, fmt, overflow=policy)
+        gpu = quantize(x.cuda(), fmt, overflow=policy).cpu()
+        assert bits_equal(cpu, gpu), fmt
+        # inside the range: overflow rules differ by torch version and device, rounding does not
+        inside = x.abs() <= torch.finfo(native).max
+        cast = x.cuda().to(native).float().cpu()
+        assert bits_equal(cpu[inside], cast[inside]), fmt

@@ -16,7 +16,7 @@ import torch
 from dtlab.errors import OptionError
 from dtlab.formats import TORCH_NAMES, FloatFormat, Format, IntFormat, NanEncoding, get_format
 from dtlab.kernels.params import KernelParams, Subnormals, kernel_params
-from dtlab.kernels.reference import quantize_reference
+from dtlab.kernels.reference import quantize_into
 from dtlab.modes import Overflow, Rounding
 
 _c: ModuleType | None
@@ -97,11 +97,8 @@ def quantize(
         return _quantize_c(x, prep, seed, out)
     if backend == "c":
         raise OptionError("the C kernel is not available here (not built, or not a CPU tensor)")
-    result = quantize_reference(x, p, seed)
-    if out is None:
-        return result.to(x.dtype)
-    out.copy_(result)
-    return out
+    target = out if out is not None else torch.empty_like(x)
+    return quantize_into(x.contiguous(), p, seed, target)
 
 
 def _quantize_c(

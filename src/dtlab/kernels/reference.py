@@ -23,9 +23,9 @@ def _srl(z: torch.Tensor, k: int) -> torch.Tensor:
     return (z >> k) & ((1 << (64 - k)) - 1)
 
 
-def rand32(seed: int, n: int, device: torch.device) -> torch.Tensor:
+def rand32(seed: int, n: int, device: torch.device, offset: int = 0) -> torch.Tensor:
     """32 random bits per element: splitmix64 of (seed, index), as the C kernel draws them."""
-    i = torch.arange(1, n + 1, dtype=torch.int64, device=device)
+    i = torch.arange(offset + 1, offset + n + 1, dtype=torch.int64, device=device)
     z = i * _s64(0x9E3779B97F4A7C15) + _s64(seed & _M64)
     z = (z ^ _srl(z, 30)) * _s64(0xBF58476D1CE4E5B9)
     z = (z ^ _srl(z, 27)) * _s64(0x94D049BB133111EB)
@@ -40,8 +40,27 @@ def _pow2(q: torch.Tensor) -> torch.Tensor:
     return torch.where(q >= 1 - _EB, normal, sub).view(torch.float64)
 
 
-def quantize_reference(x: torch.Tensor, p: KernelParams, seed: int = 0) -> torch.Tensor:
-    """Fake-quantize x (any float dtype) with parameters p; returns float64."""
+CHUNK = 1 << 20  # elements per pass: bounds the temporaries (about 100 bytes an element)
+
+
+def quantize_into(x: torch.Tensor, p: KernelParams, seed: int, out: torch.Tensor) -> torch.Tensor:
+    """Fake-quantize x into out (same shape), a chunk at a time so memory stays bounded."""
+    flat_x = x.reshape(-1)
+    flat_out = out.view(-1) if out.is_contiguous() else None
+    if flat_out is None or flat_x.numel() <= CHUNK:
+        out.copy_(quantize_reference(x, p, seed))
+        return out
+    for start in range(0, flat_x.numel(), CHUNK):
+        part = flat_x[start : start + CHUNK]
+        flat_out[start : start + CHUNK] = quantize_reference(part, p, seed, offset=start)
+    return out
+
+
+def quantize_reference(
+    x: torch.Tensor, p: KernelParams, seed: int = 0, offset: int = 0
+) -> torch.Tensor:
+    """Fake-quantize x (any float dtype) with parameters p; returns float64. ``offset`` is the
+    flat index of x's first element (stochastic rounding draws per global index)."""
     xd = x.detach().to(torch.float64).reshape(-1)
     bits = xd.view(torch.int64)
     neg = bits < 0
@@ -71,7 +90,7 @@ def quantize_reference(x: torch.Tensor, p: KernelParams, seed: int = 0) -> torch
     hq = _pow2((q - 1).clamp(min=-_SUB))
     v1 = p.v1
     if mode == SR:
-        r = rand32(seed, xd.numel(), xd.device)
+        r = rand32(seed, xd.numel(), xd.device, offset)
         t = torch.where(dc <= 32, rem << (32 - dc).clamp(min=0), rem >> (dc - 32).clamp(min=0))
         t = torch.where(dc == 0, 0, t)
         c1 = (32 - q).clamp(max=1000)
