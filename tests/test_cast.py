@@ -101,9 +101,12 @@ def test_cast_command_counts_and_writes(tmp_path: Path) -> None:
     code, text, _ = run("cast", "normal:1e4:std=1000", "--as", "fp8", "--json")
     doc = json.loads(text)
     assert doc["schema"] == "dtlab.cast/1"
-    row = doc["result"]["rows"][0]
+    row = doc["result"]["analysis"]["results"][0]
     xs = load_tensor("normal:1e4:std=1000").tensor
-    assert row["to_nan"] == int((xs.abs() > 464).sum()) and row["format"] == "float8_e4m3fn"
+    m = row["metrics"]
+    assert row["format"] == "float8_e4m3fn"
+    assert m["nonfinite_output"] == int((xs.abs() > 464).sum()) == m["overflow"]
+    assert m["underflow"] == int(((xs != 0) & (xs.abs() <= 2.0**-10)).sum())
 
 
 def test_cast_errors() -> None:

@@ -1,7 +1,5 @@
-"""Round a whole tensor into one or more formats, count what changed, and save the results.
-
-The analysis layer adds error metrics on top of this; here are the counts a cast needs.
-"""
+"""Round a whole tensor into one or more formats: the metrics of each, and the rounded tensors
+saved on request."""
 
 from __future__ import annotations
 
@@ -10,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from dtlab.analysis.distribution import Analysis, analyze
 from dtlab.errors import OptionError
 from dtlab.formats import Format
 from dtlab.inputs import Loaded
@@ -18,27 +17,11 @@ from dtlab.modes import Overflow, Rounding
 
 
 @dataclass(frozen=True)
-class CastRow:
-    format: Format
-    changed: int  # elements whose value changed (NaN staying NaN is unchanged)
-    to_zero: int  # non-zero elements that became zero
-    to_nan: int  # non-NaN elements that became NaN
-    to_inf: int  # finite elements that became infinite
-
-
-@dataclass(frozen=True)
 class CastReport:
     source: str
     name: str
     shape: tuple[int, ...]
-    dtype: str
-    numel: int
-    input_nan: int
-    input_inf: int
-    rounding: Rounding
-    overflow: Overflow | None  # None: the format's default (inf-nan for floats, saturate for ints)
-    subnormals: Subnormals
-    rows: tuple[CastRow, ...]
+    analysis: Analysis
     output: str | None
 
 
@@ -49,36 +32,25 @@ def cast_tensor(
     rounding: Rounding = Rounding.NEAREST_EVEN,
     overflow: Overflow | None = None,
     subnormals: Subnormals = Subnormals.KEEP,
-    generator: torch.Generator | None = None,
+    seed: int = 0,
     output: Path | None = None,
 ) -> CastReport:
+    """Metrics of the tensor in each format; with ``output``, the rounded tensors written too
+    (stochastic rounding draws the same bits for both, from ``seed``)."""
     x = loaded.tensor
     if output is not None:
         _check_output(output, len(fmts))
-    rows, results = [], {}
-    x_nan = x.isnan()
-    for fmt in fmts:
-        q = quantize(x, fmt, rounding=rounding, overflow=overflow, subnormals=subnormals,
-                     generator=generator)  # fmt: skip
-        q_nan = q.isnan()
-        rows.append(
-            CastRow(
-                fmt,
-                changed=int(((q != x) & ~(q_nan & x_nan)).sum()),
-                to_zero=int(((q == 0) & (x != 0) & ~x_nan).sum()),
-                to_nan=int((q_nan & ~x_nan).sum()),
-                to_inf=int((q.isinf() & x.isfinite()).sum()),
-            )
-        )
-        if output is not None:
-            results[fmt.name] = q
+    result = analyze(x, fmts, rounding=rounding, overflow=overflow, subnormals=subnormals,
+                     generator=torch.Generator().manual_seed(seed))  # fmt: skip
     if output is not None:
+        g = torch.Generator().manual_seed(seed)
+        results = {}
+        for fmt in fmts:
+            results[fmt.name] = quantize(x, fmt, rounding=rounding, overflow=overflow,
+                                         subnormals=subnormals, generator=g)  # fmt: skip
         _save(output, results)
-    return CastReport(
-        loaded.source, loaded.name, tuple(x.shape), str(x.dtype).removeprefix("torch."),
-        x.numel(), int(x_nan.sum()), int(x.isinf().sum()), rounding, overflow, subnormals,
-        tuple(rows), str(output) if output is not None else None,
-    )  # fmt: skip
+    return CastReport(loaded.source, loaded.name, tuple(x.shape), result,
+                      str(output) if output is not None else None)  # fmt: skip
 
 
 def _check_output(path: Path, count: int) -> None:

@@ -35,8 +35,9 @@ def cast_cmd(
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Round every value of a tensor into each format (fake quantization), count what changed,
-    and optionally write the rounded tensors.
+    """Round every value of a tensor into each format and measure what it costs: SQNR, absolute
+    and relative errors, cosine similarity, and exact counts of overflow, underflow and
+    subnormal results, best format first. Optionally write the rounded tensors.
 
     \b
     Examples:
@@ -45,8 +46,6 @@ def cast_cmd(
       dtlab cast model.safetensors:encoder.layer.0.attention.self.query.weight --as e5m2
       dtlab cast student-t:1e6:df=2 --as fp8 --rounding stochastic --seed 3
     """
-    import torch
-
     from dtlab.cast import cast_tensor
     from dtlab.inputs import load_tensor
     from dtlab.kernels import Subnormals
@@ -56,10 +55,9 @@ def cast_cmd(
     mode = Rounding.parse(rounding)
     policy = Overflow.parse(overflow) if overflow else None
     loaded = load_tensor(source, seed=seed)
-    gen = torch.Generator().manual_seed(seed)
     flush = Subnormals.parse(subnormals)
     report = cast_tensor(
-        loaded, fmts, rounding=mode, overflow=policy, subnormals=flush, generator=gen, output=output
+        loaded, fmts, rounding=mode, overflow=policy, subnormals=flush, seed=seed, output=output
     )
     if as_json:
         emit_json("dtlab.cast/1", report)

@@ -13,6 +13,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 enum { RNE = 0, RNA = 1, RTZ = 2, UP = 3, DOWN = 4, SR = 5 };
@@ -25,6 +26,7 @@ typedef struct {
     int64_t ibits, wrap;
     double maxv, v1, tiny, ovf_value, nan_out, pos_inf_out, neg_inf_out, neg_out, imin, imax;
     uint64_t seed;
+    uint64_t offset; /* flat index of src[0]: stochastic rounding draws per global index */
 } params;
 
 /* splitmix64 finaliser of (seed, index): 32 random bits per element */
@@ -480,7 +482,7 @@ static inline double wrap_int(double v, const params *p) {
     __attribute__((target_clones("avx2", "default")))                                          \
     static void NAME(const T *src, T *dst, int64_t n, const params *p) {     \
         _Pragma("omp parallel for schedule(static) if (n > THREADS_FROM)")                     \
-        for (int64_t i = 0; i < n; i++) dst[i] = ONE(src[i], p, MODE, (uint64_t)i);             \
+        for (int64_t i = 0; i < n; i++) dst[i] = ONE(src[i], p, MODE, p->offset + (uint64_t)i); \
     }
 
 #define DEFINE_LOOPS(T, ONE, SUFFIX)                                                           \
@@ -514,6 +516,32 @@ static void wrap_f64(double *dst, int64_t n, const params *p) {
     for (int64_t i = 0; i < n; i++) dst[i] = wrap_int(dst[i], p);
 }
 
+static void run_quantize(long kind, const void *src, void *dst, int64_t n, const params *pp);
+
+static int parse_params(PyObject *ip, PyObject *fp, PyObject *seed, params *p) {
+    if (PyErr_Occurred()) return -1;
+    if (!PyTuple_Check(ip) || PyTuple_GET_SIZE(ip) != 11 || !PyTuple_Check(fp) ||
+        PyTuple_GET_SIZE(fp) != 10) {
+        PyErr_SetString(PyExc_TypeError, "bad parameter tuples");
+        return -1;
+    }
+    int64_t *ints[11] = {&p->is_int, &p->man_bits, &p->emin, &p->low_region, &p->neg_zero,
+                         &p->rounding, &p->flush, &p->sat, &p->is_signed, &p->ibits, &p->wrap};
+    double *flts[10] = {&p->maxv, &p->v1, &p->tiny, &p->ovf_value, &p->nan_out, &p->pos_inf_out,
+                        &p->neg_inf_out, &p->neg_out, &p->imin, &p->imax};
+    for (int i = 0; i < 11; i++) *ints[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(ip, i));
+    for (int i = 0; i < 10; i++) *flts[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(fp, i));
+    p->seed = PyLong_AsUnsignedLongLongMask(seed);
+    p->offset = 0;
+    if (PyErr_Occurred()) return -1;
+    if (p->rounding < 0 || p->rounding > 5) {
+        PyErr_SetString(PyExc_ValueError, "bad rounding mode");
+        return -1;
+    }
+    return 0;
+}
+
+
 /* quantize(kind, src_ptr, dst_ptr, n, ints: 11-tuple, floats: 10-tuple, seed)
  * kind 32: float32 lanes (the format fits a float32), 64: float64 lanes. */
 static PyObject *py_quantize(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -526,27 +554,16 @@ static PyObject *py_quantize(PyObject *self, PyObject *const *args, Py_ssize_t n
     void *src = PyLong_AsVoidPtr(args[1]);
     void *dst = PyLong_AsVoidPtr(args[2]);
     long long n = PyLong_AsLongLong(args[3]);
-    PyObject *ip = args[4], *fp = args[5];
-    if (PyErr_Occurred()) return NULL;
-    if (!PyTuple_Check(ip) || PyTuple_GET_SIZE(ip) != 11 || !PyTuple_Check(fp) ||
-        PyTuple_GET_SIZE(fp) != 10) {
-        PyErr_SetString(PyExc_TypeError, "bad parameter tuples");
-        return NULL;
-    }
     params p;
-    int64_t *ints[11] = {&p.is_int, &p.man_bits, &p.emin, &p.low_region, &p.neg_zero, &p.rounding,
-                         &p.flush, &p.sat, &p.is_signed, &p.ibits, &p.wrap};
-    double *flts[10] = {&p.maxv, &p.v1, &p.tiny, &p.ovf_value, &p.nan_out, &p.pos_inf_out,
-                        &p.neg_inf_out, &p.neg_out, &p.imin, &p.imax};
-    for (int i = 0; i < 11; i++) *ints[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(ip, i));
-    for (int i = 0; i < 10; i++) *flts[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(fp, i));
-    p.seed = PyLong_AsUnsignedLongLongMask(args[6]);
-    if (PyErr_Occurred()) return NULL;
-    if (p.rounding < 0 || p.rounding > 5) {
-        PyErr_SetString(PyExc_ValueError, "bad rounding mode");
-        return NULL;
-    }
+    if (parse_params(args[4], args[5], args[6], &p) < 0) return NULL;
     Py_BEGIN_ALLOW_THREADS
+    run_quantize(kind, src, dst, n, &p);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static void run_quantize(long kind, const void *src, void *dst, int64_t n, const params *pp) {
+    params p = *pp;
     if (kind == 32) {
         int lean_kind = p.rounding != RNE ? 0
                       : (!p.is_int && p.low_region == LOW_NONE && p.is_signed) ? 1
@@ -564,8 +581,129 @@ static PyObject *py_quantize(PyObject *self, PyObject *const *args, Py_ssize_t n
         loops_f64[p.rounding]((const double *)src, (double *)dst, n, &p);
         if (p.wrap) wrap_f64((double *)dst, n, &p);
     }
+}
+
+
+/* ---- metrics: quantize a block into a small buffer and reduce it, one pass over memory ---- */
+
+typedef struct {
+    double abs_sum, abs_max, sq_err, xx, qq, xq, rel_sum, rel_max;
+    int64_t nan, inf, count, rel_count, nonfinite, underflow, subnormal, overflow;
+} sums;
+
+typedef struct {
+    double tpos, tneg, tiny; /* overflow thresholds on |x| by sign; smallest normal */
+    int ipos, ineg;          /* whether |x| == threshold overflows too */
+} limits;
+
+#define MBLOCK 8192
+
+#define DEFINE_ACCUMULATE(NAME, T)                                                             \
+    static void NAME(const T *x, const T *q, int64_t n, const limits *l, sums *s) {            \
+        for (int64_t i = 0; i < n; i++) {                                                       \
+            double xv = (double)x[i], qv = (double)q[i];                                        \
+            double ax = fabs(xv), aq = fabs(qv);                                                \
+            int xfin = xv - xv == 0, qfin = qv - qv == 0;                                       \
+            s->nan += xv != xv;                                                                 \
+            s->inf += (!xfin && xv == xv);                                                      \
+            s->nonfinite += xfin && !qfin;                                                      \
+            s->underflow += xfin && xv != 0 && qv == 0;                                         \
+            s->subnormal += qv != 0 && aq < l->tiny;                                            \
+            double t = xv < 0 ? l->tneg : l->tpos;                                              \
+            int incl = xv < 0 ? l->ineg : l->ipos;                                              \
+            s->overflow += xfin && (ax > t || (incl && ax == t));                               \
+            if (xfin && qfin) {                                                                 \
+                double d = fabs(qv - xv);                                                       \
+                s->count++;                                                                     \
+                s->abs_sum += d;                                                                \
+                s->abs_max = d > s->abs_max ? d : s->abs_max;                                   \
+                s->sq_err += d * d;                                                             \
+                s->xx += xv * xv;                                                               \
+                s->qq += qv * qv;                                                               \
+                s->xq += xv * qv;                                                               \
+                if (xv != 0) {                                                                  \
+                    double r = d / ax;                                                          \
+                    s->rel_count++;                                                             \
+                    s->rel_sum += r;                                                            \
+                    s->rel_max = r > s->rel_max ? r : s->rel_max;                               \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+    }
+
+DEFINE_ACCUMULATE(acc_f32, float)
+DEFINE_ACCUMULATE(acc_f64, double)
+
+static void merge(sums *a, const sums *b) {
+    a->abs_sum += b->abs_sum;
+    a->abs_max = b->abs_max > a->abs_max ? b->abs_max : a->abs_max;
+    a->sq_err += b->sq_err;
+    a->xx += b->xx;
+    a->qq += b->qq;
+    a->xq += b->xq;
+    a->rel_sum += b->rel_sum;
+    a->rel_max = b->rel_max > a->rel_max ? b->rel_max : a->rel_max;
+    a->nan += b->nan;
+    a->inf += b->inf;
+    a->count += b->count;
+    a->rel_count += b->rel_count;
+    a->nonfinite += b->nonfinite;
+    a->underflow += b->underflow;
+    a->subnormal += b->subnormal;
+    a->overflow += b->overflow;
+}
+
+static void run_metrics(long kind, const void *src, int64_t n, const params *p, const limits *l,
+                        sums *total) {
+    int64_t nblocks = (n + MBLOCK - 1) / MBLOCK;
+    memset(total, 0, sizeof *total);
+#pragma omp parallel if (n > THREADS_FROM)
+    {
+        sums s;
+        memset(&s, 0, sizeof s);
+        params lp = *p;
+        double buf[MBLOCK]; /* room for MBLOCK doubles or floats */
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < nblocks; b++) {
+            int64_t start = b * MBLOCK, len = n - start < MBLOCK ? n - start : MBLOCK;
+            lp.offset = (uint64_t)start;
+            if (kind == 32) {
+                const float *x = (const float *)src + start;
+                run_quantize(32, x, buf, len, &lp);
+                acc_f32(x, (const float *)buf, len, l, &s);
+            } else {
+                const double *x = (const double *)src + start;
+                run_quantize(64, x, buf, len, &lp);
+                acc_f64(x, buf, len, l, &s);
+            }
+        }
+#pragma omp critical
+        merge(total, &s);
+    }
+}
+
+/* metrics(kind, src_ptr, n, ints, floats, seed, (tpos, ipos, tneg, ineg, tiny)) -> 16-tuple */
+static PyObject *py_metrics(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "metrics takes 7 arguments");
+        return NULL;
+    }
+    long kind = PyLong_AsLong(args[0]);
+    const void *src = PyLong_AsVoidPtr(args[1]);
+    long long n = PyLong_AsLongLong(args[2]);
+    params p;
+    if (parse_params(args[3], args[4], args[5], &p) < 0) return NULL;
+    limits l;
+    if (!PyArg_ParseTuple(args[6], "dpdpd", &l.tpos, &l.ipos, &l.tneg, &l.ineg, &l.tiny)) return NULL;
+    sums t;
+    Py_BEGIN_ALLOW_THREADS
+    run_metrics(kind, src, n, &p, &l, &t);
     Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    return Py_BuildValue("(ddddddddLLLLLLLL)", t.abs_sum, t.abs_max, t.sq_err, t.xx, t.qq, t.xq,
+                         t.rel_sum, t.rel_max, (long long)t.nan, (long long)t.inf,
+                         (long long)t.count, (long long)t.rel_count, (long long)t.nonfinite,
+                         (long long)t.underflow, (long long)t.subnormal, (long long)t.overflow);
 }
 
 /* set_avx2(flag): 0 forces the portable kernels (the tests compare both), 1 allows AVX2 */
@@ -580,6 +718,7 @@ static PyObject *py_set_avx2(PyObject *self, PyObject *arg) {
 
 static PyMethodDef methods[] = {
     {"set_avx2", py_set_avx2, METH_O, "allow (True) or forbid (False) the AVX2 kernels"},
+    {"metrics", (PyCFunction)(void (*)(void))py_metrics, METH_FASTCALL, "fused quantize + metrics"},
     {"quantize", (PyCFunction)(void (*)(void))py_quantize, METH_FASTCALL, "fused quantize"},
     {NULL, NULL, 0, NULL},
 };

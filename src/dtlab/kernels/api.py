@@ -32,12 +32,17 @@ def has_c_kernel() -> bool:
     return _c is not None
 
 
+def c_module() -> ModuleType | None:
+    """The compiled kernel module, or None where it was not built."""
+    return _c
+
+
 def _resolve(fmt: Any) -> Format:
     return fmt if isinstance(fmt, (IntFormat, FloatFormat)) else get_format(fmt)
 
 
 @lru_cache(maxsize=1024)
-def _prepare(fmt: Any, rounding: Any, overflow: Any, subnormals: Any) -> _Prepared:
+def prepare(fmt: Any, rounding: Any, overflow: Any, subnormals: Any) -> _Prepared:
     """Everything a call needs that depends only on its options, computed once."""
     f = _resolve(fmt)
     mode = Rounding.parse(rounding)
@@ -54,7 +59,7 @@ class _Prepared(NamedTuple):
     floats: tuple[float, ...]
 
 
-def _seed(rounding: int, generator: torch.Generator | None) -> int:
+def seed_for(rounding: int, generator: torch.Generator | None) -> int:
     if rounding != 5:
         return 0
     device = generator.device if generator is not None else "cpu"
@@ -82,14 +87,14 @@ def quantize(
     >>> quantize(torch.tensor([0.1, 1000.0, -3.3]), "fp8", overflow="saturate").tolist()
     [0.1015625, 448.0, -3.25]
     """
-    prep = _prepare(fmt, rounding, overflow, subnormals)
+    prep = prepare(fmt, rounding, overflow, subnormals)
     if not isinstance(x, torch.Tensor) or x.dtype not in FLOAT_DTYPES:
         got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
         raise OptionError(f"quantize needs a float32/float64/float16/bfloat16 tensor, not {got}")
     if out is not None and (out.shape != x.shape or out.dtype != x.dtype or out.device != x.device):
         raise OptionError("out must have x's shape, dtype and device")
     p = prep.params
-    seed = _seed(p.rounding, generator)
+    seed = seed_for(p.rounding, generator)
     use_c = backend == "c" or (backend == "auto" and _c is not None)
     if backend not in ("auto", "c", "torch"):
         raise OptionError(f"unknown backend {backend!r}; choose auto, c or torch")

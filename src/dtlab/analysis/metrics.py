@@ -1,0 +1,128 @@
+"""Error metrics of a quantized tensor against its original.
+
+All sums run in float64; the figures are float64 approximations of exact sums, which is
+what the tests check them against (relative tolerance 1e-12). Counts are exact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+CHUNK = 1 << 22
+
+
+@dataclass(frozen=True)
+class ErrorMetrics:
+    """What rounding did to a tensor.
+
+    Error statistics cover the elements where both the input and its rounded value are
+    finite; relative errors also need a non-zero input. NaN and inf present in the input
+    are counted, never refused.
+    """
+
+    n: int
+    input_nan: int
+    input_inf: int
+    overflow: int  # finite inputs beyond the range: saturated, or became inf or NaN
+    underflow: int  # non-zero finite inputs that became zero
+    subnormal: int  # non-zero results in the subnormal range
+    nonfinite_output: int  # finite inputs whose result is inf or NaN
+    max_abs_error: float
+    mean_abs_error: float
+    rmse: float
+    max_rel_error: float
+    mean_rel_error: float
+    sqnr_db: float  # 10 log10(sum x^2 / sum (q - x)^2); inf when nothing changed
+    cosine: float  # cosine similarity of x and q over the finite pairs
+
+
+@dataclass
+class _Sums:
+    n: int = 0
+    nan: int = 0
+    inf: int = 0
+    count: int = 0  # finite pairs
+    rel_count: int = 0
+    nonfinite: int = 0
+    abs_sum: float = 0.0
+    abs_max: float = 0.0
+    sq_err: float = 0.0
+    rel_sum: float = 0.0
+    rel_max: float = 0.0
+    xx: float = 0.0
+    qq: float = 0.0
+    xq: float = 0.0
+
+    def add(self, x: torch.Tensor, q: torch.Tensor) -> None:
+        xd, qd = x.reshape(-1).double(), q.reshape(-1).double()
+        self.n += xd.numel()
+        self.nan += int(xd.isnan().sum())
+        self.inf += int(xd.isinf().sum())
+        xfin = xd.isfinite()
+        pair = xfin & qd.isfinite()
+        self.nonfinite += int((xfin & ~qd.isfinite()).sum())
+        xs, qs = xd[pair], qd[pair]
+        err = (qs - xs).abs()
+        self.count += xs.numel()
+        if xs.numel():
+            self.abs_sum += float(err.sum())
+            self.abs_max = max(self.abs_max, float(err.max()))
+            self.sq_err += float((err * err).sum())
+            self.xx += float((xs * xs).sum())
+            self.qq += float((qs * qs).sum())
+            self.xq += float((xs * qs).sum())
+            nz = xs != 0
+            rel = err[nz] / xs[nz].abs()
+            self.rel_count += rel.numel()
+            if rel.numel():
+                self.rel_sum += float(rel.sum())
+                self.rel_max = max(self.rel_max, float(rel.max()))
+
+
+def finish(s: _Sums, overflow: int, underflow: int, subnormal: int) -> ErrorMetrics:
+    def ratio(a: float, b: int | float) -> float:
+        return a / b if b else math.nan
+
+    if s.sq_err == 0:
+        sqnr = math.inf if s.count else math.nan
+    elif s.xx == 0:
+        sqnr = -math.inf
+    else:
+        sqnr = 10 * math.log10(s.xx / s.sq_err)
+    denom = math.sqrt(s.xx) * math.sqrt(s.qq)
+    return ErrorMetrics(
+        s.n, s.nan, s.inf, overflow, underflow, subnormal, s.nonfinite,
+        s.abs_max if s.count else math.nan, ratio(s.abs_sum, s.count),
+        math.sqrt(ratio(s.sq_err, s.count)) if s.count else math.nan,
+        s.rel_max if s.rel_count else math.nan, ratio(s.rel_sum, s.rel_count),
+        sqnr, s.xq / denom if denom else math.nan,
+    )  # fmt: skip
+
+
+def measure(
+    x: torch.Tensor, q: torch.Tensor, *, overflow: int = 0, subnormal: int = 0
+) -> ErrorMetrics:
+    """Metrics of q (x after quantization) against x, computed directly in float64 torch, a chunk
+    at a time. Underflow and non-finite results are counted here; what counts as overflow
+    (values beyond an elementwise format's range, or clipped by a scale) and as subnormal
+    depends on the quantizer, which passes its own counts.
+
+    >>> import torch
+    >>> m = measure(torch.tensor([1.0, 2.0, 0.001]), torch.tensor([1.0, 2.5, 0.0]))
+    >>> m.max_abs_error, m.underflow, round(m.sqnr_db, 3)
+    (0.5, 1, 13.01)
+    """
+    if x.shape != q.shape:
+        raise ValueError(f"shapes differ: {tuple(x.shape)} and {tuple(q.shape)}")
+    sums = _Sums()
+    underflow = 0
+    xf, qf = x.reshape(-1), q.reshape(-1)
+    for start in range(0, max(xf.numel(), 1), CHUNK):
+        xs, qs = xf[start : start + CHUNK], qf[start : start + CHUNK]
+        sums.add(xs, qs)
+        xd, qd = xs.double(), qs.double()
+        underflow += int((xd.isfinite() & (xd != 0) & (qd == 0)).sum())
+    return finish(sums, overflow, underflow, subnormal)
