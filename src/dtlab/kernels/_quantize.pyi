@@ -19,3 +19,6 @@ def metrics(
 ) -> tuple[
     float, float, float, float, float, float, float, float, int, int, int, int, int, int, int, int
 ]: ...
+def dot_seq(
+    a: int, b: int, n: int, ints: tuple[int, ...], floats: tuple[float, ...], seed: int, mode: int
+) -> float: ...

@@ -1,0 +1,252 @@
+"""The lesson's dot product, generalised: operations on inputs rounded to a format, with the
+accumulation done in float64, float32, or the format itself (sequentially or pairwise, since
+hardware accumulates both ways), against float64 references.
+
+Accumulating "in the format" rounds every partial sum into the format exactly once: the
+product of two values of the format is exact in float64, and each addition is made exact
+(TwoSum) and rounded to odd before the single rounding into the format, which then equals
+rounding the exact sum (Boldo and Melquiond, "Emulation of FMA and correctly rounded sums:
+proved algorithms using rounding to odd", IEEE TC 2008). Formats of more than 51
+significant bits (float64) accumulate in plain float64.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import torch
+
+from dtlab.errors import OptionError
+from dtlab.formats import FloatFormat, Format, get_format
+from dtlab.formats.report import describe
+from dtlab.kernels import quantize
+from dtlab.kernels.api import c_module, prepare
+from dtlab.modes import Overflow, Rounding
+
+MAX_SEQUENTIAL_TORCH = 1 << 16  # without the C kernel a sequential sum is a Python loop
+FLOAT64_DIGITS = 53 * math.log10(2)
+
+
+class Accumulate(enum.Enum):
+    FLOAT64 = "float64"
+    FLOAT32 = "float32"  # sequential fused multiply-add in float32
+    FORMAT = "format"  # sequential, each partial sum rounded into the format
+    PAIRWISE = "pairwise"  # a binary tree of sums, each rounded into the format
+
+    @classmethod
+    def parse(cls, value: str | Accumulate) -> Accumulate:
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            names = ", ".join(m.value for m in cls)
+            raise OptionError(f"unknown accumulation {value!r}; choose {names}") from None
+
+
+@dataclass(frozen=True)
+class OpResult:
+    """One low-precision operation against float64 references (relative errors are of the
+    whole result: |got - ref| / |ref| for a dot product, Frobenius norms for a matmul)."""
+
+    format: Format
+    accumulate: Accumulate
+    shape: tuple[int, ...]  # (n,) for dot, (m, k, n) for matmul
+    value: float | None  # the dot product; None for a matmul
+    exact: float | None  # float64 dot of the original inputs
+    rounded_inputs: float | None  # float64 dot of the rounded inputs
+    rel_error: float  # against the original inputs
+    rel_error_rounding: float  # against the rounded inputs: what accumulation alone costs
+    correct_digits: float  # -log10(rel_error); inf when exact
+    digits_lost: float  # float64's 15.95 digits minus correct_digits
+    operand_bytes: Fraction  # memory the two operands take in this format (packed)
+
+
+def _rel(got: torch.Tensor | float, ref: torch.Tensor | float) -> float:
+    g = torch.as_tensor(got, dtype=torch.float64)
+    r = torch.as_tensor(ref, dtype=torch.float64)
+    num, den = float(torch.linalg.vector_norm(g - r)), float(torch.linalg.vector_norm(r))
+    if math.isnan(num):
+        return math.nan
+    return num / den if den else (0.0 if num == 0 else math.inf)
+
+
+def _digits(rel: float) -> float:
+    if math.isnan(rel):
+        return math.nan
+    return math.inf if rel == 0 else -math.log10(rel)
+
+
+def add_round_to_odd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a + b in float64, rounded to odd (the C kernel's add_round_to_odd, elementwise)."""
+    s = a + b
+    bb = s - a
+    err = (a - (s - bb)) + (b - bb)
+    bits = s.view(torch.int64)
+    step = (err != 0) & ((err > 0) != (s > 0)) & s.isfinite()
+    bits = torch.where(step, bits - 1, bits)
+    bits = torch.where((err != 0) & s.isfinite(), bits | 1, bits)
+    return bits.view(torch.float64)
+
+
+def _sum_in_format(
+    v: torch.Tensor,
+    fmt: Format,
+    acc: Accumulate,
+    mode: Rounding,
+    policy: Overflow | None,
+    terms: tuple[torch.Tensor, torch.Tensor],
+) -> float:
+    a, b = terms
+    if acc is Accumulate.FLOAT64:
+        return float(torch.dot(a, b))
+    c = c_module()
+    prep = prepare(fmt, mode, policy, "keep")
+    if acc in (Accumulate.FLOAT32, Accumulate.FORMAT) and c is not None:
+        ac, bc = a.contiguous(), b.contiguous()
+        kind = 1 if acc is Accumulate.FLOAT32 else 0
+        if kind == 0 and _wide(fmt):
+            kind = 2
+        return float(
+            c.dot_seq(ac.data_ptr(), bc.data_ptr(), ac.numel(), prep.ints, prep.floats, 0, kind)
+        )
+    if acc is Accumulate.FLOAT32:
+        return float(torch.dot(a.float(), b.float()))  # torch's own order, documented
+    if acc is Accumulate.FORMAT:
+        if v.numel() > MAX_SEQUENTIAL_TORCH:
+            raise OptionError(f"a sequential sum of {v.numel():,} terms needs the C kernel")
+        s = torch.zeros((), dtype=torch.float64)
+        for term in v:
+            s = _round(add_round_to_odd(s, term), fmt, mode, policy)
+        return float(s)
+    level = v
+    while level.numel() > 1:
+        if level.numel() % 2:
+            level = torch.cat([level, level.new_zeros(1)])
+        level = _round(add_round_to_odd(level[0::2], level[1::2]), fmt, mode, policy)
+    return float(level.sum())
+
+
+def _wide(fmt: Format) -> bool:
+    return (isinstance(fmt, FloatFormat) and fmt.man_bits > 50) or fmt.bits > 50
+
+
+def _round(t: torch.Tensor, fmt: Format, mode: Rounding, policy: Overflow | None) -> torch.Tensor:
+    if _wide(fmt):
+        return t
+    return quantize(t, fmt, rounding=mode, overflow=policy)
+
+
+def dot(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    fmt: Format | str,
+    *,
+    accumulate: Accumulate | str = Accumulate.FLOAT32,
+    rounding: Rounding | str = Rounding.NEAREST_EVEN,
+    overflow: Overflow | str | None = None,
+) -> OpResult:
+    """a·b with a and b rounded into fmt, accumulated as asked.
+
+    >>> import torch
+    >>> x = torch.tensor([0.1, 0.2, 0.3])
+    >>> r = dot(x, x, "bf16", accumulate="format")
+    >>> r.value, round(r.rel_error, 6)
+    (0.140625, 0.004464)
+    """
+    f = fmt if not isinstance(fmt, str) else get_format(fmt)
+    if a.dim() != 1 or a.shape != b.shape:
+        raise OptionError(
+            f"dot needs two vectors of one length, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    mode = Rounding.parse(rounding)
+    policy = Overflow.parse(overflow) if overflow is not None else None
+    acc = Accumulate.parse(accumulate)
+    ad, bd = a.double(), b.double()
+    qa = quantize(ad, f, rounding=mode, overflow=policy)
+    qb = quantize(bd, f, rounding=mode, overflow=policy)
+    exact = float(torch.dot(ad, bd))
+    rounded = float(torch.dot(qa, qb))
+    value = _sum_in_format(qa * qb, f, acc, mode, policy, (qa, qb))
+    rel = _rel(value, exact)
+    return OpResult(
+        f, acc, (a.numel(),), value, exact, rounded, rel, _rel(value, rounded), _digits(rel),
+        FLOAT64_DIGITS - _digits(rel), 2 * a.numel() * describe(f).packed_bytes_per_value,
+    )  # fmt: skip
+
+
+def matmul(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    fmt: Format | str,
+    *,
+    accumulate: Accumulate | str = Accumulate.FLOAT32,
+    rounding: Rounding | str = Rounding.NEAREST_EVEN,
+    overflow: Overflow | str | None = None,
+) -> OpResult:
+    """A @ B with A and B rounded into fmt; errors are relative Frobenius norms."""
+    f = fmt if not isinstance(fmt, str) else get_format(fmt)
+    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0]:
+        raise OptionError(
+            f"matmul needs (m, k) and (k, n) matrices, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    mode = Rounding.parse(rounding)
+    policy = Overflow.parse(overflow) if overflow is not None else None
+    acc = Accumulate.parse(accumulate)
+    ad, bd = a.double(), b.double()
+    qa = quantize(ad, f, rounding=mode, overflow=policy)
+    qb = quantize(bd, f, rounding=mode, overflow=policy)
+    exact, rounded = ad @ bd, qa @ qb
+    if acc is Accumulate.FLOAT64:
+        got = rounded
+    elif acc is Accumulate.FLOAT32:
+        got = (qa.float() @ qb.float()).double()
+    elif acc is Accumulate.FORMAT:
+        got = torch.zeros(a.shape[0], b.shape[1], dtype=torch.float64)
+        for k in range(a.shape[1]):
+            got = _round(add_round_to_odd(got, qa[:, k, None] * qb[None, k, :]), f, mode, policy)
+    else:
+        terms = qa[:, :, None] * qb[None, :, :]  # (m, k, n)
+        while terms.shape[1] > 1:
+            if terms.shape[1] % 2:
+                terms = torch.cat([terms, terms.new_zeros(terms.shape[0], 1, terms.shape[2])], 1)
+            terms = _round(add_round_to_odd(terms[:, 0::2], terms[:, 1::2]), f, mode, policy)
+        got = terms[:, 0]
+    rel = _rel(got, exact)
+    size = (a.numel() + b.numel()) * describe(f).packed_bytes_per_value
+    return OpResult(
+        f, acc, (a.shape[0], a.shape[1], b.shape[1]), None, None, None, rel, _rel(got, rounded),
+        _digits(rel), FLOAT64_DIGITS - _digits(rel), size,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DotExperiment:
+    """The lesson's experiment: one pair of vectors, several formats and accumulations."""
+
+    source: str
+    n: int
+    exact: float  # float64 dot product of the original inputs
+    results: tuple[OpResult, ...]
+
+
+def dot_experiment(
+    source: str,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    fmts: list[Format],
+    accumulations: list[Accumulate],
+    *,
+    rounding: Rounding = Rounding.NEAREST_EVEN,
+    overflow: Overflow | None = None,
+) -> DotExperiment:
+    a1, b1 = a.reshape(-1), b.reshape(-1)
+    results = tuple(
+        dot(a1, b1, f, accumulate=acc, rounding=rounding, overflow=overflow)
+        for f in fmts
+        for acc in accumulations
+    )
+    return DotExperiment(source, a1.numel(), float(torch.dot(a1.double(), b1.double())), results)

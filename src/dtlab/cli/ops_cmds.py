@@ -1,0 +1,60 @@
+"""dtlab dot: the lesson's dot-product experiment for any formats and length."""
+
+from __future__ import annotations
+
+import typer
+
+from dtlab.cli.common import JSON_OPTION, emit, emit_json, guarded, parse_formats
+from dtlab.cli.value_cmds import OVERFLOW_HELP, ROUNDING_HELP
+from dtlab.modes import Overflow, Rounding
+
+
+@guarded
+def dot_cmd(
+    source: str = typer.Argument("uniform:1000", help="Vector a (any tensor source; flattened)."),
+    with_: str = typer.Option(
+        None, "--with", help="Vector b; default: a itself, as in the lesson."
+    ),
+    as_: str = typer.Option("fp32,bf16,fp16,fp8", "--as", help="Formats, comma-separated."),
+    accumulate: str = typer.Option(
+        "float32",
+        "--accumulate",
+        "-a",
+        help="Comma-separated: float64, float32 (sequential FMA), format (each partial sum "
+        "rounded into the format), pairwise (a tree of sums in the format).",
+    ),
+    rounding: str = typer.Option("nearest-even", "--rounding", "-r", help=ROUNDING_HELP),
+    overflow: str = typer.Option(None, "--overflow", help=OVERFLOW_HELP),
+    seed: int = typer.Option(0, "--seed", help="Seed for generated vectors."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Dot product of vectors rounded to each format, against float64: the lesson's
+    experiment (torch.rand(1000) dotted with itself in fp32 and bf16), for any formats,
+    lengths and ways of accumulating.
+
+    \b
+    Examples:
+      dtlab dot
+      dtlab dot uniform:1e5 --as bf16,fp8 --accumulate float32,format,pairwise
+      dtlab dot normal:4096 --with normal:4096 --seed 1 --as fp16 -a format
+    """
+    from dtlab.analysis.ops import Accumulate, dot_experiment
+    from dtlab.errors import OptionError
+    from dtlab.inputs import load_tensor
+    from dtlab.render.ops import dot_table
+
+    a = load_tensor(source, seed=seed)
+    b = load_tensor(with_, seed=seed + 1) if with_ else a
+    if a.tensor.numel() != b.tensor.numel():
+        raise OptionError(
+            f"the vectors differ in length: {a.tensor.numel()} and {b.tensor.numel()}"
+        )
+    accs = [Accumulate.parse(t) for t in accumulate.split(",") if t.strip()]
+    policy = Overflow.parse(overflow) if overflow else None
+    label = source if not with_ else f"{source} · {with_}"
+    result = dot_experiment(label, a.tensor, b.tensor, parse_formats(as_), accs,
+                            rounding=Rounding.parse(rounding), overflow=policy)  # fmt: skip
+    if as_json:
+        emit_json("dtlab.dot/1", result)
+    else:
+        emit(dot_table(result))
