@@ -33,6 +33,9 @@ def cast_cmd(
         "-o",
         help="Write the results: .safetensors (a tensor per format), .npy (one format) or .pt.",
     ),
+    plot: Path = typer.Option(
+        None, "--plot", help="Also draw the histogram against each format and the SQNR to a .png."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Round every value of a tensor into each format and measure what it costs: SQNR, absolute
@@ -41,7 +44,7 @@ def cast_cmd(
 
     \b
     Examples:
-      dtlab cast normal:1e6 --as bf16,fp16,fp8,fp4
+      dtlab cast normal:1e6 --as bf16,fp16,fp8,fp4 --plot cast.png
       dtlab cast weights.npy --as fp8 --overflow saturate -o weights_fp8.npy
       dtlab cast model.safetensors:encoder.layer.0.attention.self.query.weight --as e5m2
       dtlab cast student-t:1e6:df=2 --as fp8 --rounding stochastic --seed 3
@@ -59,6 +62,10 @@ def cast_cmd(
     report = cast_tensor(
         loaded, fmts, rounding=mode, overflow=policy, subnormals=flush, seed=seed, output=output
     )
+    if plot is not None:
+        from dtlab.render.plots import analysis_plot
+
+        analysis_plot(report.analysis, loaded.tensor, plot, f"{source} in {as_}")
     if as_json:
         emit_json("dtlab.cast/1", report)
     else:

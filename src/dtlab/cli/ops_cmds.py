@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from dtlab.cli.common import JSON_OPTION, emit, emit_json, guarded, parse_formats
@@ -26,6 +28,7 @@ def dot_cmd(
     rounding: str = typer.Option("nearest-even", "--rounding", "-r", help=ROUNDING_HELP),
     overflow: str = typer.Option(None, "--overflow", help=OVERFLOW_HELP),
     seed: int = typer.Option(0, "--seed", help="Seed for generated vectors."),
+    plot: Path = typer.Option(None, "--plot", help="Also draw the relative errors to a .png."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Dot product of vectors rounded to each format, against float64: the lesson's
@@ -54,6 +57,10 @@ def dot_cmd(
     label = source if not with_ else f"{source} · {with_}"
     result = dot_experiment(label, a.tensor, b.tensor, parse_formats(as_), accs,
                             rounding=Rounding.parse(rounding), overflow=policy)  # fmt: skip
+    if plot is not None:
+        from dtlab.render.plots import dot_plot
+
+        dot_plot(result, plot)
     if as_json:
         emit_json("dtlab.dot/1", result)
     else:
