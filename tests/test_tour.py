@@ -65,3 +65,18 @@ def test_tour_command_prints_and_has_json() -> None:
     result = runner.invoke(app, ["tour", "--json", "-c", "sizes"])
     doc = json.loads(result.stdout)
     assert doc["schema"] == "dtlab.tour/1" and doc["result"][0]["key"] == "sizes"
+
+
+def test_downcasting_chapter_agrees_with_torch() -> None:
+    (chapter,) = run_tour(["downcasting"])
+    tables = [b for b in chapter.blocks if isinstance(b, TableBlock)]
+    first, errors, dots = tables
+    x = torch.rand(1000, generator=torch.Generator().manual_seed(0))
+    for i, row in enumerate(first.rows):
+        assert Fraction(row[1]) == Fraction(x[i].item())
+        assert Fraction(row[2]) == Fraction(x[i].bfloat16().item())
+        assert Fraction(row[3]) == Fraction(x[i].to(torch.float8_e4m3fn).float().item())
+    assert [r[0] for r in errors.rows] == ["float16", "bfloat16", "float8_e4m3fn", "float8_e5m2"]
+    rows = {(r[0], r[1]): r for r in dots.rows}
+    assert rows[("float32", "float64")][2] == repr(float(torch.dot(x.double(), x.double())))
+    assert rows[("bfloat16", "format")][2] == "256.0"  # the bf16 running sum stalls

@@ -6,10 +6,11 @@ A chapter is a function returning a Chapter; adding one is adding a function to 
 from __future__ import annotations
 
 from dtlab.errors import OptionError
+from dtlab.tour.downcast import ANALYSIS_CHAPTERS
 from dtlab.tour.lesson import LESSON_CHAPTERS
 from dtlab.tour.model import Block, Chapter, ChapterFn, Paragraph, TableBlock
 
-CHAPTERS: dict[str, ChapterFn] = {**LESSON_CHAPTERS}
+CHAPTERS: dict[str, ChapterFn] = {**LESSON_CHAPTERS, **ANALYSIS_CHAPTERS}
 
 
 def run_tour(only: list[str] | None = None) -> list[Chapter]:
