@@ -43,8 +43,9 @@ def downcasting() -> Chapter:
         for r in a.ranked()
     )  # fmt: skip
     dots = []
-    for fmt, acc in (("float32", "float64"), ("float32", "float32"), ("bfloat16", "float32"),
-                     ("bfloat16", "format"), ("bfloat16", "pairwise"), ("float8_e4m3fn", "float32")):  # fmt: skip
+    cases = [("float32", "float64"), ("float32", "float32"), ("bfloat16", "float32"),
+             ("bfloat16", "format"), ("bfloat16", "pairwise"), ("float8_e4m3fn", "float32")]  # fmt: skip
+    for fmt, acc in cases:
         r = dot(x, x, fmt, accumulate=acc)
         dots.append((fmt, acc, repr(r.value), _g(r.rel_error), _g(r.correct_digits)))
     return Chapter(
@@ -76,11 +77,11 @@ def downcasting() -> Chapter:
                 "x·x",
                 ("inputs", "accumulate", "result", "rel error", "correct digits"),
                 tuple(dots),
-            ),  # fmt: skip
+            ),
             Paragraph(
                 "Try: dtlab cast uniform:1000 --as bf16,fp16,fp8 --plot cast.png    "
                 "dtlab dot --as bf16 -a float32,format,pairwise"
-            ),  # fmt: skip
+            ),
         ),
     )
 
