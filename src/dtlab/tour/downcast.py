@@ -43,8 +43,10 @@ def downcasting() -> Chapter:
         for r in a.ranked()
     )  # fmt: skip
     dots = []
-    cases = [("float32", "float64"), ("float32", "float32"), ("bfloat16", "float32"),
-             ("bfloat16", "format"), ("bfloat16", "pairwise"), ("float8_e4m3fn", "float32")]  # fmt: skip
+    cases = [
+        ("float32", "float64"), ("float32", "float32"), ("bfloat16", "float32"),
+        ("bfloat16", "format"), ("bfloat16", "pairwise"), ("float8_e4m3fn", "float32"),
+    ]  # fmt: skip
     for fmt, acc in cases:
         r = dot(x, x, fmt, accumulate=acc)
         dots.append((fmt, acc, repr(r.value), _g(r.rel_error), _g(r.correct_digits)))
