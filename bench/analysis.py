@@ -75,13 +75,10 @@ def main() -> None:
     x = torch.randn(n) * 10
     out = torch.empty_like(x)
     copy = median_time(lambda: out.copy_(x))
-    print(
-        f"metrics benchmark: {n:,} float32 values from N(0, 10); torch threads {torch.get_num_threads()}"
-    )
+    threads = torch.get_num_threads()
+    print(f"metrics benchmark: {n:,} float32 values from N(0, 10); torch threads {threads}")
     print(f"copy: {copy * 1e3:.1f} ms ({n / copy / 1e6:,.0f} Mval/s)\n")
-    print(
-        f"{'format':18} {'dtlab Mval/s':>13} {'naive Mval/s':>13} {'speed-up':>9} {'dtlab/copy':>11}"
-    )
+    print(f"{'format':18} {'dtlab Mval/s':>13} {'naive Mval/s':>13} {'speed-up':>9} {'copies':>7}")
     worst_speedup, worst_copies = 1e9, 0.0
     for name, tdt, mdt in FORMATS:
         d = median_time(lambda name=name: format_metrics(x, name))
