@@ -80,3 +80,18 @@ def test_downcasting_chapter_agrees_with_torch() -> None:
     rows = {(r[0], r[1]): r for r in dots.rows}
     assert rows[("float32", "float64")][2] == repr(float(torch.dot(x.double(), x.double())))
     assert rows[("bfloat16", "format")][2] == "256.0"  # the bf16 running sum stalls
+
+
+def test_quantization_chapter_agrees_with_the_quantizers() -> None:
+    from dtlab.analysis.quantizers import quantize_analysis
+
+    (chapter,) = run_tour(["quantization"])
+    (table,) = [b for b in chapter.blocks if isinstance(b, TableBlock)]
+    x = torch.rand(1000, generator=torch.Generator().manual_seed(0))
+    want = {r.spec: r for r in quantize_analysis(x, ["int8", "int4:g128", "mxfp4"]).rows}
+    rows = {r[0]: r for r in table.rows}
+    for spec, r in want.items():
+        assert Fraction(rows[spec][1]) == r.effective_bits
+        assert rows[spec][2] == f"≈{r.metrics.sqnr_db:.4g}"
+    sqnr = {k: float(v[2].lstrip("≈")) for k, v in rows.items()}
+    assert sqnr["int8:asym"] > sqnr["int8"]  # rand is positive: zero points help

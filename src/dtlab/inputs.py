@@ -179,3 +179,19 @@ def _pick(path: Path, key: str | None, names: list[str]) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+def reshape(t: torch.Tensor, shape: str) -> torch.Tensor:
+    """Reshape to ``AxBxC`` (one dimension may be -1), with a one-line error if it cannot.
+
+    >>> reshape(torch.zeros(12), "3x-1").shape
+    torch.Size([3, 4])
+    """
+    try:
+        dims = [int(d) for d in shape.lower().replace("×", "x").split("x")]
+    except ValueError:
+        raise ParseError(f"cannot read shape {shape!r}; write it as 1024x1024") from None
+    try:
+        return t.reshape(dims)
+    except RuntimeError:
+        raise ParseError(f"{t.numel():,} values do not make shape {shape}") from None

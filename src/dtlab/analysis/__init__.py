@@ -1,5 +1,30 @@
-"""Downcast and quantization analysis: error metrics, integer and block quantization."""
+"""Downcast and quantization analysis: error metrics, low-precision operations, integer and
+block quantization."""
 
+from dtlab.analysis.blocks import BLOCK_FORMATS, ScaleRule, block_metrics, block_quantize
+from dtlab.analysis.distribution import Analysis, analyze, binade_histogram
+from dtlab.analysis.elementwise import format_metrics
+from dtlab.analysis.intquant import ScaleMethod, int_metrics, int_quantize
 from dtlab.analysis.metrics import ErrorMetrics, measure
+from dtlab.analysis.ops import Accumulate, dot, matmul
+from dtlab.analysis.quantizers import quantize_analysis
 
-__all__ = ["ErrorMetrics", "measure"]
+__all__ = [
+    "BLOCK_FORMATS",
+    "Accumulate",
+    "Analysis",
+    "ErrorMetrics",
+    "ScaleMethod",
+    "ScaleRule",
+    "analyze",
+    "binade_histogram",
+    "block_metrics",
+    "block_quantize",
+    "dot",
+    "format_metrics",
+    "int_metrics",
+    "int_quantize",
+    "matmul",
+    "measure",
+    "quantize_analysis",
+]

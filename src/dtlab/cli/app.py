@@ -12,6 +12,7 @@ from dtlab.cli.catalog_cmds import formats_cmd, info_cmd
 from dtlab.cli.common import NUMBER_ARGS, STATE
 from dtlab.cli.int_cmds import int_app
 from dtlab.cli.ops_cmds import dot_cmd
+from dtlab.cli.quantize_cmd import quantize_cmd
 from dtlab.cli.tour_cmd import tour_cmd
 from dtlab.cli.value_cmds import decode_cmd, show_cmd
 
@@ -46,6 +47,7 @@ app.command("decode")(decode_cmd)
 app.add_typer(int_app, name="int")
 app.command("cast")(cast_cmd)
 app.command("dot")(dot_cmd)
+app.command("quantize")(quantize_cmd)
 app.command("tour")(tour_cmd)
 
 

@@ -465,9 +465,13 @@ static inline double wrap_int(double v, const params *p) {
     if (v != v || v - v != 0) return v != v ? p->nan_out : (v > 0 ? p->pos_inf_out : p->neg_inf_out);
     double m = v < 0 ? -v : v;
     uint64_t iv;
-    if (m >= 18446744073709551616.0) {
-        /* a multiple of 2^64 when this large: its low 64 bits are zero */
-        iv = 0;
+    if (m >= 0x1p62) {
+        /* m = sig * 2^shift exactly, shift >= 10: keep the low 64 bits of that product */
+        uint64_t u;
+        memcpy(&u, &m, 8);
+        int64_t shift = (int64_t)(u >> 52) - 1023 - 52;
+        uint64_t sig = (u & 0xFFFFFFFFFFFFFULL) | (1ULL << 52);
+        iv = shift >= 64 ? 0 : sig << shift;
     } else {
         iv = (uint64_t)m;
     }

@@ -147,6 +147,8 @@ def _to_code_dtype(codes64: torch.Tensor, fmt: Format) -> torch.Tensor:
     if dt == torch.uint8:
         return codes64.to(torch.uint8)
     width = torch.iinfo(dt).bits
+    if width == 64:
+        return codes64  # already the pattern, read as a signed int64
     signed = torch.where(codes64 >= (1 << (width - 1)), codes64 - (1 << width), codes64)
     return signed.to(dt)
 
@@ -194,12 +196,19 @@ def values_to_codes(v: torch.Tensor, fmt: Format) -> torch.Tensor:
     code = torch.where(subnormal, scaled, normal_code)
     code = torch.where(a == 0, 0, code)
     if fmt.signed:
-        code = code | torch.where(neg & ((a != 0) | fmt.has_negative_zero), fmt.sign_mask, 0)
+        sign = _as_int64(fmt.sign_mask)
+        code = code | torch.where(neg & ((a != 0) | fmt.has_negative_zero), sign, 0)
     if fmt.has_inf and fmt.inf_code is not None:
-        code = torch.where(a.isinf(), fmt.inf_code | torch.where(neg, fmt.sign_mask, 0), code)
+        sign = _as_int64(fmt.sign_mask)
+        code = torch.where(a.isinf(), fmt.inf_code | torch.where(neg, sign, 0), code)
     if fmt.nan_code is not None:
         code = torch.where(v.isnan(), fmt.nan_code, code)
     return code
+
+
+def _as_int64(u: int) -> int:
+    """A bit pattern of up to 64 bits as the signed int64 torch stores."""
+    return u - (1 << 64) if u >= 1 << 63 else u
 
 
 _TABLES: dict[tuple[Format, torch.device, torch.dtype], torch.Tensor] = {}
@@ -234,6 +243,8 @@ def decode(
     if isinstance(f, IntFormat):
         if f.signed and f.bits < 64:
             c = torch.where(c >= (1 << (f.bits - 1)), c - (1 << f.bits), c)
+        if not f.signed and f.bits == 64:  # patterns >= 2^63 are held as negative int64
+            return torch.where(c < 0, c.double() + 2.0**64, c.double()).to(dtype)
         return c.to(dtype)
     return _decode_wide(c, f).to(dtype)
 
@@ -254,7 +265,7 @@ def _decode_wide(c: torch.Tensor, f: FloatFormat) -> torch.Tensor:
     elif f.nan is NanEncoding.ALL_ONES:
         nan_mask = mag_code == ((f.exp_max_field << f.man_bits) | f.man_max_field)
     else:  # NEG_ZERO, or NONE (no code matches)
-        nan_mask = (c == f.sign_mask) & (f.nan is NanEncoding.NEG_ZERO)
+        nan_mask = (c == _as_int64(f.sign_mask)) & (f.nan is NanEncoding.NEG_ZERO)
     v = torch.where(sign == 1, -v, v)
     return torch.where(nan_mask, float("nan"), v)
 

@@ -33,6 +33,11 @@ def rand32(seed: int, n: int, device: torch.device, offset: int = 0) -> torch.Te
     return _srl(z, 32)
 
 
+def _f64(v: float, like: torch.Tensor) -> torch.Tensor:
+    """A float64 scalar tensor: torch.where of two Python floats would make float32."""
+    return torch.tensor(v, dtype=torch.float64, device=like.device)
+
+
 def _pow2(q: torch.Tensor) -> torch.Tensor:
     """2^q as float64 for integer q in [-1074, 1023], built from its bits."""
     normal = (q + _EB).clamp(min=0) << _MB
@@ -107,12 +112,12 @@ def quantize_reference(
     mag = ((kept + up.to(torch.int64)) << dc).view(torch.float64)
     mag = torch.where(small, torch.where(sup, pq, 0.0), mag)
     if p.low_region:
-        low = torch.where(lup | (p.low_region == 2), v1, 0.0)
+        low = torch.where(lup | (p.low_region == 2), _f64(v1, a), 0.0)
         mag = torch.where(a < v1, low, mag)
     if p.flush:
         mag = torch.where(mag < p.tiny, 0.0, mag)
     toward_zero = mode_t == RTZ
-    ovf = torch.where(toward_zero | p.saturate, p.max_value, p.overflow_value)
+    ovf = torch.where(toward_zero | p.saturate, _f64(p.max_value, a), p.overflow_value)
     mag = torch.where(mag > p.max_value, ovf, mag)
     flip = neg & ((mag != 0) | p.neg_zero) & ~mag.isnan() & (p.is_int or p.signed)
     out = torch.where(flip, -mag, mag)
@@ -124,19 +129,21 @@ def quantize_reference(
     elif not p.signed:
         out = torch.where(neg & (xd != 0), p.neg_out, out)
     out = torch.where(is_nan, p.nan_out, out)
-    out = torch.where(is_inf, torch.where(neg, p.neg_inf_out, p.pos_inf_out), out)
+    out = torch.where(is_inf, torch.where(neg, _f64(p.neg_inf_out, a), p.pos_inf_out), out)
     return out.reshape(x.shape)
 
 
 def _wrap(v: torch.Tensor, p: KernelParams) -> torch.Tensor:
     """Keep the low int_bits bits of integer-valued v (two's complement), exactly."""
     m = v.abs()
-    huge = m >= 2.0**64  # a multiple of 2^64: low bits zero
-    # exact int64 of m mod 2^64 without overflow: split at 2^32
-    hi = torch.floor(m / 2.0**32).remainder(2.0**32)
-    lo = m - torch.floor(m / 2.0**32) * 2.0**32
-    iv = (hi.to(torch.int64) << 32) | lo.to(torch.int64)
-    iv = torch.where(huge | m.isnan(), 0, iv)
+    # below 2^63 the magnitude converts exactly; above, it is sig * 2^shift with shift >= 11
+    bits64 = m.view(torch.int64)
+    shift = (bits64 >> _MB) - _EB - _MB
+    sig = (bits64 & ((1 << _MB) - 1)) | (1 << _MB)
+    wide = torch.where(shift >= 64, 0, sig << shift.clamp(0, 63))
+    small = m.clamp(max=2.0**62).to(torch.int64)
+    iv = torch.where(m >= 2.0**62, wide, small)
+    iv = torch.where(m.isnan() | m.isinf(), 0, iv)
     iv = torch.where(v < 0, -iv, iv)
     bits = p.int_bits
     if bits < 64:

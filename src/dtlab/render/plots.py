@@ -10,6 +10,7 @@ import torch
 
 from dtlab.analysis.distribution import Analysis
 from dtlab.analysis.ops import DotExperiment
+from dtlab.analysis.quantizers import QuantAnalysis
 from dtlab.errors import OptionError
 from dtlab.formats import FloatFormat
 
@@ -145,6 +146,25 @@ def dot_plot(e: DotExperiment, path: Path) -> None:
     ax.set_ylabel("relative error vs float64")
     ax.set_title(f"dot product of {e.n:,} values ({e.source})")
     ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def quant_plot(a: QuantAnalysis, path: Path, title: str) -> None:
+    """SQNR against storage cost: each quantizer a point, better ones up and to the left."""
+    _check(path)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 6))
+    for i, r in enumerate(a.rows):
+        bits = float(r.effective_bits)
+        ax.scatter([bits], [r.metrics.sqnr_db], color=COLORS[i % len(COLORS)], s=60)
+        ax.annotate(r.spec, (bits, r.metrics.sqnr_db), textcoords="offset points", xytext=(6, 4),
+                    fontsize=9)  # fmt: skip
+    ax.set_xlabel("bits per value, scales included")
+    ax.set_ylabel("SQNR (dB), higher is better")
+    ax.set_title(f"quantizing {title}")
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -88,4 +88,40 @@ def downcasting() -> Chapter:
     )
 
 
-ANALYSIS_CHAPTERS: dict[str, ChapterFn] = {"downcasting": downcasting}
+def quantization() -> Chapter:
+    import torch
+
+    from dtlab.analysis.quantizers import quantize_analysis
+    from dtlab.values import exact_decimal as exact
+
+    x = torch.rand(N, generator=torch.Generator().manual_seed(SEED))  # the same tensor
+    specs = ["int8", "int8:asym", "int4:g128", "int4:g128:asym", "mxfp4", "nf4"]
+    a = quantize_analysis(x, specs)
+    rows = tuple(
+        (r.spec, exact(r.effective_bits) or str(r.effective_bits), _g(r.metrics.sqnr_db, 4),
+         _g(r.metrics.mean_rel_error), f"{r.metrics.overflow:,}", r.detail)
+        for r in a.ranked()
+    )  # fmt: skip
+    return Chapter(
+        "quantization",
+        "Quantizing the same tensor: int8, int4 with groups of 128, and MXFP4",
+        (
+            Paragraph(
+                "Integer quantization stores x / scale rounded to an integer and keeps the scale: "
+                "one per tensor, per channel, or per group of values. Symmetric scales map the "
+                "largest |x| to the largest code; torch.rand's values are all positive, so a "
+                "symmetric int8 wastes its negative half, and asymmetric (zero-point) scales win. "
+                "MXFP4 stores fp4 values with one power-of-two scale per 32; NF4 uses a table of "
+                "16 values shaped like a normal distribution. Bits per value count the scales."
+            ),
+            TableBlock(
+                "x = torch.rand(1000)",
+                ("quantizer", "bits/value", "SQNR dB", "mean rel err", "clipped", "how"),
+                rows,
+            ),
+            Paragraph("Try: dtlab quantize normal:1e6 --shape 1000x1000 --plot quantize.png"),
+        ),
+    )
+
+
+ANALYSIS_CHAPTERS: dict[str, ChapterFn] = {"downcasting": downcasting, "quantization": quantization}

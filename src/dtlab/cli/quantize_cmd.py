@@ -1,0 +1,63 @@
+"""dtlab quantize: integer and block quantization of a tensor, with the metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dtlab.cli.common import JSON_OPTION, emit, emit_json, guarded
+
+
+@guarded
+def quantize_cmd(
+    source: str = typer.Argument(
+        ..., help="x.npy, model.safetensors:NAME, weights.pt[:KEY], or normal:1e6, student-t:..."
+    ),
+    as_: str = typer.Option(
+        "int8,int8:channel,int4:g128,mxfp4,nvfp4,nf4",
+        "--as",
+        help="Quantizers, comma-separated: (u)intN[:tensor|:channel|:gN][:sym|:asym]"
+        "[:absmax|:mse|:pNN], or mxfp8, mxfp8_e5m2, mxfp6, mxfp6_e3m2, mxfp4, mxint8 "
+        "(with :floor, :ceil, :even or :rceil), nvfp4, nf4.",
+    ),
+    channel_axis: int = typer.Option(0, "--channel-axis", help="Axis of per-channel scales."),
+    group_axis: int = typer.Option(
+        -1, "--group-axis", help="Axis that groups and blocks run along."
+    ),
+    shape: str = typer.Option(None, "--shape", help="Reshape the input first, e.g. 1024x1024."),
+    rounding: str = typer.Option("nearest-even", "--rounding", "-r", help="Element rounding."),
+    seed: int = typer.Option(0, "--seed", help="Seed for generated inputs."),
+    plot: Path = typer.Option(
+        None, "--plot", help="Also draw SQNR against bits per value to a .png."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Quantize a tensor with integer scales (per tensor, channel or group) and with block
+    formats (MX, NVFP4, NF4), and compare what each costs in error and in bits per value
+    (scales included).
+
+    \b
+    Examples:
+      dtlab quantize normal:1e6 --shape 1000x1000
+      dtlab quantize model.safetensors:NAME --as int4:g128,int4:g128:mse,nf4
+      dtlab quantize student-t:1e6:df=3 --shape 1000x1000 --as int8:channel,mxfp4,mxfp4:rceil
+    """
+    from dtlab.analysis.quantizers import quantize_analysis
+    from dtlab.inputs import load_tensor, reshape
+    from dtlab.modes import Rounding
+    from dtlab.render.quant import quant_table
+
+    loaded = load_tensor(source, seed=seed)
+    x = reshape(loaded.tensor, shape) if shape else loaded.tensor
+    specs = [s.strip() for s in as_.split(",") if s.strip()]
+    result = quantize_analysis(x, specs, channel_axis=channel_axis, group_axis=group_axis,
+                               rounding=Rounding.parse(rounding))  # fmt: skip
+    if plot is not None:
+        from dtlab.render.plots import quant_plot
+
+        quant_plot(result, plot, f"{source}")
+    if as_json:
+        emit_json("dtlab.quantize/1", result)
+    else:
+        emit(quant_table(result, source, tuple(x.shape)))
