@@ -6,6 +6,7 @@ from fractions import Fraction
 
 from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from dtlab.analysis.quantizers import QuantAnalysis
 from dtlab.render.cast import g, summary_line
@@ -27,11 +28,15 @@ def quant_table(a: QuantAnalysis, source: str, shape: tuple[int, ...]) -> Render
     table.add_column("max |err|", justify="right", no_wrap=True)
     table.add_column("clipped", justify="right", no_wrap=True)
     table.add_column("to 0", justify="right", no_wrap=True)
-    table.add_column("how")
     for r in a.ranked():
         m = r.metrics
         table.add_row(
             r.spec, _bits(r.effective_bits), g(m.sqnr_db, 4), g(m.mean_rel_error),
-            g(m.max_abs_error, 4), f"{m.overflow:,}", f"{m.underflow:,}", r.detail,
+            g(m.max_abs_error, 4), f"{m.overflow:,}", f"{m.underflow:,}",
         )  # fmt: skip
-    return Group(summary_line(a.input, source, shape), table)
+    notes = Text(
+        f"scales per channel along axis {a.channel_axis}; groups and blocks along axis "
+        f"{a.group_axis}; int formats symmetric unless :asym (unsigned: always), absmax unless "
+        ":mse or :pNN; MX scale rule floor (OCP) unless given"
+    )
+    return Group(summary_line(a.input, source, shape), table, notes)
