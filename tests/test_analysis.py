@@ -13,7 +13,9 @@ from dtlab.kernels import has_c_kernel, quantize
 from dtlab.modes import Rounding
 
 BACKENDS = ["torch", "c"] if has_c_kernel() else ["torch"]
-REL = 1e-12  # float64 sums in another order
+# the torch path sums in float64 (in another order); the C kernel sums float32 runs of 16
+# values before float64 (documented in ErrorMetrics)
+REL = {"torch": 1e-12, "c": 1e-6}
 
 
 def direct(x: torch.Tensor, q: torch.Tensor) -> dict[str, float]:
@@ -44,7 +46,7 @@ def test_metrics_equal_a_direct_float64_computation(backend: str, fmt: str) -> N
     q = quantize(x, fmt)
     want = direct(x, q)
     for key, value in want.items():
-        assert getattr(m, key) == pytest.approx(value, rel=REL), key
+        assert getattr(m, key) == pytest.approx(value, rel=REL[backend]), key
     assert (m.n, m.input_nan, m.input_inf) == (50_000, 1, 2)
     finite = x.isfinite()
     assert m.nonfinite_output == int((finite & ~q.isfinite()).sum())

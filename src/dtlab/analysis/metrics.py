@@ -21,6 +21,11 @@ class ErrorMetrics:
     Error statistics cover the elements where both the input and its rounded value are
     finite; relative errors also need a non-zero input. NaN and inf present in the input
     are counted, never refused.
+
+    The figures are float64 approximations of exact sums. The pure-torch path sums in
+    float64; the C kernel, for float32 inputs, forms each error and ratio in float32 and sums
+    runs of 16 values in float32 before float64, which keeps a relative accuracy near 1e-6
+    (the tests hold it to that). Counts are exact either way.
     """
 
     n: int
