@@ -224,3 +224,19 @@ def test_cuda_matches_the_cpu_kernels_and_torch_casts() -> None:
         inside = x.abs() <= torch.finfo(native).max
         cast = x.cuda().to(native).float().cpu()
         assert bits_equal(cpu[inside], cast[inside]), fmt
+
+
+def test_the_tensor_api_is_re_exported_lazily() -> None:
+    import subprocess
+    import sys
+
+    import dtlab
+    import dtlab.kernels as k
+
+    assert dtlab.quantize is k.quantize and dtlab.unpack is k.unpack
+    assert dtlab.encode is k.encode and dtlab.decode is k.decode and dtlab.pack is k.pack
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = dtlab.nope  # type: ignore[attr-defined]
+    probe = "import sys, dtlab; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
