@@ -104,3 +104,22 @@ def test_binade_histogram_and_ranking() -> None:
     a = analyze(torch.randn(10_000, generator=g), [get_format(f) for f in ("fp4", "bf16", "fp8")])
     assert [r.format.name for r in a.ranked()] == ["bfloat16", "float8_e4m3fn", "float4_e2m1fn"]
     assert a.results[0].range.emax == 2 and a.results[2].range.emin_sub == -9
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_partials_of_chunks_merge_into_the_whole(backend: str) -> None:
+    from dtlab.analysis.elementwise import format_partial
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(30_000, generator=g) * 100
+    x[17] = math.nan
+    whole = format_metrics(x, "fp8", backend=backend)
+    parts = [format_partial(c, "fp8", backend=backend) for c in x.split(7_001)]
+    merged = parts[0]
+    for p in parts[1:]:
+        merged = merged.merged(p)
+    m = merged.finish()
+    for key in ("n", "input_nan", "overflow", "underflow", "subnormal", "nonfinite_output"):
+        assert getattr(m, key) == getattr(whole, key), key
+    for key in ("sqnr_db", "mean_abs_error", "max_rel_error", "cosine"):
+        assert getattr(m, key) == pytest.approx(getattr(whole, key), rel=REL[backend]), key

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import torch
 
-from dtlab.analysis.metrics import CHUNK, ErrorMetrics, _Sums, finish, measure
+from dtlab.analysis.metrics import CHUNK, ErrorMetrics, Partial, _Sums
 from dtlab.formats import FloatFormat, Format, IntFormat, get_format
 from dtlab.kernels import Subnormals, quantize
 from dtlab.kernels.api import c_module, prepare, seed_for
@@ -85,6 +85,21 @@ def format_metrics(
     >>> m.overflow, m.underflow, m.nonfinite_output
     (1, 1, 1)
     """
+    return format_partial(x, fmt, rounding=rounding, overflow=overflow, subnormals=subnormals,
+                          generator=generator, backend=backend).finish()  # fmt: skip
+
+
+def format_partial(
+    x: torch.Tensor,
+    fmt: Format | str,
+    *,
+    rounding: Rounding | str = Rounding.NEAREST_EVEN,
+    overflow: Overflow | str | None = None,
+    subnormals: Subnormals | str = Subnormals.KEEP,
+    generator: torch.Generator | None = None,
+    backend: str = "auto",
+) -> Partial:
+    """The sums and counts behind format_metrics, to merge across the chunks of a tensor."""
     f = fmt if isinstance(fmt, (IntFormat, FloatFormat)) else get_format(fmt)
     mode = Rounding.parse(rounding)
     prep = prepare(f, mode, overflow, subnormals)
@@ -105,11 +120,11 @@ def format_metrics(
             abs_sum=r[0], abs_max=r[1], sq_err=r[2], xx=r[3], qq=r[4], xq=r[5], rel_sum=r[6],
             rel_max=r[7],
         )  # fmt: skip
-        return finish(s, overflow=r[15], underflow=r[13], subnormal=r[14])
-    return _torch_metrics(x, f, mode, overflow, subnormals, generator, lim, tiny)
+        return Partial(s, overflow=r[15], underflow=r[13], subnormal=r[14])
+    return _torch_partial(x, f, mode, overflow, subnormals, generator, lim, tiny)
 
 
-def _torch_metrics(
+def _torch_partial(
     x: torch.Tensor,
     f: Format,
     mode: Rounding,
@@ -118,18 +133,20 @@ def _torch_metrics(
     generator: torch.Generator | None,
     lim: Limits,
     tiny: float,
-) -> ErrorMetrics:
+) -> Partial:
     q = quantize(x, f, rounding=mode, overflow=overflow, subnormals=subnormals,
                  generator=generator, backend="torch")  # fmt: skip
-    xd = x.detach().reshape(-1)
-    over = sub = 0
+    xd, qf = x.detach().reshape(-1), q.reshape(-1)
+    sums = _Sums()
+    over = under = sub = 0
     for start in range(0, max(xd.numel(), 1), CHUNK):
-        xs = xd[start : start + CHUNK].double()
-        qs = q.reshape(-1)[start : start + CHUNK].double()
+        xs, qs = xd[start : start + CHUNK].double(), qf[start : start + CHUNK].double()
+        sums.add(xs, qs)
         a = xs.abs()
         pos = (a > lim.pos) | ((a == lim.pos) & lim.pos_inclusive)
         neg = (a > lim.neg) | ((a == lim.neg) & lim.neg_inclusive)
-        over += int((xs.isfinite() & torch.where(xs < 0, neg, pos)).sum())
+        finite = xs.isfinite()
+        over += int((finite & torch.where(xs < 0, neg, pos)).sum())
+        under += int((finite & (xs != 0) & (qs == 0)).sum())
         sub += int(((qs != 0) & (qs.abs() < tiny)).sum())
-    m = measure(x, q)
-    return ErrorMetrics(**{**m.__dict__, "overflow": over, "subnormal": sub})
+    return Partial(sums, over, under, sub)

@@ -61,6 +61,14 @@ class _Sums:
     qq: float = 0.0
     xq: float = 0.0
 
+    def merged(self, o: _Sums) -> _Sums:
+        return _Sums(
+            self.n + o.n, self.nan + o.nan, self.inf + o.inf, self.count + o.count,
+            self.rel_count + o.rel_count, self.nonfinite + o.nonfinite, self.abs_sum + o.abs_sum,
+            max(self.abs_max, o.abs_max), self.sq_err + o.sq_err, self.rel_sum + o.rel_sum,
+            max(self.rel_max, o.rel_max), self.xx + o.xx, self.qq + o.qq, self.xq + o.xq,
+        )  # fmt: skip
+
     def add(self, x: torch.Tensor, q: torch.Tensor) -> None:
         xd, qd = x.reshape(-1).double(), q.reshape(-1).double()
         self.n += xd.numel()
@@ -85,6 +93,23 @@ class _Sums:
             if rel.numel():
                 self.rel_sum += float(rel.sum())
                 self.rel_max = max(self.rel_max, float(rel.max()))
+
+
+@dataclass(frozen=True)
+class Partial:
+    """Sums and counts of part of a tensor: merge the parts, then finish (for chunked scans)."""
+
+    sums: _Sums
+    overflow: int
+    underflow: int
+    subnormal: int
+
+    def merged(self, o: Partial) -> Partial:
+        return Partial(self.sums.merged(o.sums), self.overflow + o.overflow,
+                       self.underflow + o.underflow, self.subnormal + o.subnormal)  # fmt: skip
+
+    def finish(self) -> ErrorMetrics:
+        return finish(self.sums, self.overflow, self.underflow, self.subnormal)
 
 
 def finish(s: _Sums, overflow: int, underflow: int, subnormal: int) -> ErrorMetrics:
