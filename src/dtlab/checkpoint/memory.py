@@ -1,0 +1,359 @@
+"""How much memory a checkpoint's weights take in other formats, from its header alone.
+
+A *target* is a format and how it is scaled, written ``NAME[:OPTION...]``:
+
+* a dtlab format (``fp32``, ``bf16``, ``fp8``, ``int8``, ``float6_e2m3fn``, ...). Floats are
+  plain casts (no scale); integers are per-channel symmetric unless an option says otherwise.
+* options: ``gN`` (groups of N along the last dimension, one fp32 scale each), ``channel``
+  (one fp32 scale per index of dim 0; tensors of rank < 2 get one), ``tensor`` (one fp32
+  scale), ``asym`` (a zero point of the format's width per scale; unsigned integers default
+  to it), ``sym``.
+* a block format of ``dtlab.analysis.blocks`` (``mxfp4``, ``mxfp8_e4m3``, ``nvfp4``, ``nf4``,
+  ...): blocks along the last dimension, scale bits as ``effective_bits`` counts them, plus
+  NVFP4's one fp32 per tensor.
+
+Conventions (``analysis.intquant``, ``analysis.blocks``): int4:g128 symmetric is 4 + 32/128
+bits per value. A row whose length is not a multiple of the group size ends in a shorter group
+with a scale of its own, so a tensor of shape (..., L) has rows x ceil(L / G) scales. A tensor
+stores its codes, its scales and its zero points as three packed arrays, each rounded up to
+whole bytes.
+
+Policy: quantizing targets (integer or block formats, any scaled format, floats under 16 bits)
+leave alone the tensors usually kept in high precision: rank <= 1 (biases, norms, scalars) and
+names matching ``keep_high_precision`` (embeddings, norms, biases, lm_head by default). These
+keep their *stored* dtype (an fp32 norm stays fp32, not bf16: what a quantizer that skips a
+module leaves). Plain casts to floats of 16 bits or more (fp32, bf16, fp16) convert every
+floating-point tensor, as ``model.to(dtype)`` does. Integer and bool tensors (position ids,
+already-packed codes) keep their stored dtype in every target. Tied tensors count once.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import ClassVar
+
+from dtlab.analysis.blocks import BLOCK_FORMATS, ScaleKind, effective_bits, get_block_format
+from dtlab.checkpoint.header import DTYPES, TensorEntry
+from dtlab.checkpoint.reader import Checkpoint
+from dtlab.errors import OptionError
+from dtlab.formats import IntFormat, get_format
+from dtlab.formats.report import describe
+
+__all__ = ["DEFAULT_PATTERNS", "DEFAULT_TARGETS", "Layout", "MemoryTable", "MemoryTarget",
+           "TargetTotal", "TensorMemory", "memory_table", "parse_target"]  # fmt: skip
+
+DEFAULT_TARGETS = ("fp32", "bf16", "fp16", "fp8", "int8", "int4:g128", "nf4", "mxfp4")
+# Globs are matched case-insensitively against the full name; "re:..." is a regex (re.search).
+DEFAULT_PATTERNS = ("*embed*", "*.wte.*", "*.wpe.*", "*norm*", "*bias", "*lm_head*")
+SCALE_BITS = 32  # an fp32 scale per group / channel / tensor (analysis.intquant.SCALE_BITS)
+
+
+class Layout(enum.Enum):
+    """Which values share a scale."""
+
+    NONE = "none"
+    TENSOR = "tensor"
+    CHANNEL = "channel"
+    GROUP = "group"  # group_size values along the last dimension, an fp32 scale each
+    BLOCK = "block"  # a block format's blocks along the last dimension
+
+
+@dataclass(frozen=True)
+class MemoryTarget:
+    """A storage format with its scaling, as parsed from ``NAME[:OPTION...]``.
+
+    >>> t = parse_target("int4:g128")
+    >>> t.nbytes((4096, 4096)) * 8 / (4096 * 4096)
+    4.25
+    >>> parse_target("int4:g128").nbytes((1, 130))  # 65 bytes of codes, 2 fp32 scales
+    73
+    """
+
+    name: str
+    format_name: str
+    element_bits: int
+    layout: Layout = Layout.NONE
+    group_size: int = 0
+    scale_bits: int = 0
+    zero_point_bits: int = 0
+    tensor_scale_bits: int = 0
+
+    @property
+    def quantizes(self) -> bool:
+        """Whether the keep-in-high-precision policy applies (everything but 16+-bit casts)."""
+        return self.layout is not Layout.NONE or self.element_bits < 16
+
+    def scales(self, shape: tuple[int, ...]) -> int:
+        """How many scales (and zero points) a tensor of this shape needs."""
+        numel = math.prod(shape)
+        if numel == 0 or self.layout is Layout.NONE:
+            return 0
+        if self.layout is Layout.TENSOR or (self.layout is Layout.CHANNEL and len(shape) < 2):
+            return 1
+        if self.layout is Layout.CHANNEL:
+            return shape[0]
+        last = shape[-1] if shape else 1
+        return numel // last * -(-last // self.group_size)
+
+    def nbytes(self, shape: tuple[int, ...]) -> int:
+        numel, n = math.prod(shape), self.scales(shape)
+        if numel == 0:
+            return 0
+        return (
+            _bytes(numel * self.element_bits)
+            + _bytes(n * self.scale_bits)
+            + _bytes(n * self.zero_point_bits)
+            + _bytes(self.tensor_scale_bits)
+        )
+
+    def describe(self) -> str:
+        """One line for the assumptions under the table."""
+        if self.layout is Layout.BLOCK:
+            b = get_block_format(self.format_name)
+            extra = " plus one fp32 scale per tensor" if self.tensor_scale_bits else ""
+            scale = {ScaleKind.E8M0: "an E8M0", ScaleKind.UE4M3: "an E4M3",
+                     ScaleKind.ABSMAX_FP32: "an fp32 absmax"}[b.scale]  # fmt: skip
+            nf4 = (
+                "; no double quantization (bitsandbytes' default one costs about 4.127 bits)"
+                if b.name == "nf4"
+                else ""
+            )
+            bits = _show_bits(effective_bits(b))
+            return (
+                f"{self.name}: blocks of {b.block_size} along the last dimension with {scale} "
+                f"scale ({bits} bits per value){extra}{nf4}"
+            )
+        text = f"{self.name}: {self.format_name}, {self.element_bits} bits per value"
+        zp = f" and a {self.zero_point_bits}-bit zero point" if self.zero_point_bits else ""
+        if self.layout is Layout.NONE:
+            return f"{text}, no scale"
+        if self.layout is Layout.TENSOR:
+            return f"{text}, one fp32 scale{zp} per tensor"
+        if self.layout is Layout.CHANNEL:
+            return f"{text}, one fp32 scale{zp} per index of dim 0 (per tensor below rank 2)"
+        per = Fraction(self.scale_bits + self.zero_point_bits, self.group_size)
+        return (
+            f"{text}, groups of {self.group_size} along the last dimension with one fp32 "
+            f"scale{zp} each ({_show_bits(self.element_bits + per)} bits per value; a row's "
+            "shorter last group has its own)"
+        )
+
+
+def _bytes(bits: int) -> int:
+    return -(-bits // 8)
+
+
+def _show_bits(bits: Fraction | int) -> str:
+    return str(int(bits)) if Fraction(bits).denominator == 1 else f"{float(bits):g}"
+
+
+def parse_target(text: str) -> MemoryTarget:
+    """A target from ``NAME[:gN|:channel|:tensor][:asym|:sym]`` or a block format name.
+
+    >>> parse_target("mxfp4").nbytes((8, 64)) * 8 / 512
+    4.25
+    >>> parse_target("int8").describe()
+    'int8: int8, 8 bits per value, one fp32 scale per index of dim 0 (per tensor below rank 2)'
+    """
+    name = text.strip()
+    head, *options = name.lower().split(":")
+    if head in BLOCK_FORMATS:
+        if options:
+            raise OptionError(f"target {name!r}: a block format takes no options")
+        b = get_block_format(head)
+        return MemoryTarget(name, b.name, b.element_bits, Layout.BLOCK, b.block_size,
+                            b.scale_bits, 0, SCALE_BITS if b.tensor_scale else 0)  # fmt: skip
+    fmt = get_format(head)
+    bits = int(describe(fmt).packed_bytes_per_value * 8)
+    is_int = isinstance(fmt, IntFormat)
+    layout, group = (Layout.CHANNEL if is_int else Layout.NONE), 0
+    asym = is_int and not fmt.signed
+    for opt in options:
+        if re.fullmatch(r"g[1-9][0-9]*", opt):
+            layout, group = Layout.GROUP, int(opt[1:])
+        elif opt in ("channel", "tensor"):
+            layout = Layout(opt)
+        elif opt in ("asym", "sym") and is_int:
+            asym = opt == "asym"
+        else:
+            raise OptionError(
+                f"target {name!r}: unknown option {opt!r} (gN, channel, tensor; asym or sym "
+                "for integers)"
+            )
+    if is_int and not asym and not fmt.signed:
+        raise OptionError(f"target {name!r}: an unsigned format needs a zero point (asym)")
+    scale = SCALE_BITS if layout is not Layout.NONE else 0
+    zp = fmt.bits if asym and layout is not Layout.NONE else 0
+    return MemoryTarget(name, fmt.name, bits, layout, group, scale, zp)
+
+
+@dataclass(frozen=True)
+class TensorMemory:
+    """One tensor's row of the breakdown: ``nbytes`` has one entry per target, in order."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    numel: int
+    stored_bytes: int
+    kept: str | None  # why quantizing targets leave it alone, or None
+    tied_to: str | None  # counted under that name instead (bytes 0 here)
+    nbytes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TargetTotal:
+    """A target's total: bytes, and how many parameters it converts or keeps as stored."""
+
+    target: str
+    nbytes: int
+    converted_params: int
+    kept_params: int
+    json_extra: ClassVar[tuple[str, ...]] = ("bits_per_param",)  # read by render.jsonable
+
+    @property
+    def bits_per_param(self) -> float:
+        total = self.converted_params + self.kept_params
+        return self.nbytes * 8 / total if total else 0.0
+
+
+@dataclass(frozen=True)
+class MemoryTable:
+    """Weights memory per target, with the assumptions that produced it."""
+
+    source: str
+    targets: tuple[MemoryTarget, ...]
+    params_by_dtype: tuple[tuple[str, int], ...]  # tied tensors once, largest first
+    total_params: int
+    stored_bytes: int
+    totals: tuple[TargetTotal, ...]
+    tensors: tuple[TensorMemory, ...]
+    assumptions: tuple[str, ...]
+
+
+def memory_table(
+    ckpt: Checkpoint,
+    targets: tuple[str, ...] | list[str] = DEFAULT_TARGETS,
+    *,
+    keep_high_precision: tuple[str, ...] | list[str] = DEFAULT_PATTERNS,
+    keep_1d: bool = True,
+) -> MemoryTable:
+    """The memory of the checkpoint's weights in each target, from the header alone.
+
+    ``keep_high_precision``: name patterns (globs, case-insensitive; ``re:`` for a regex)
+    that quantizing targets leave at their stored dtype; ``keep_1d``: tensors of rank <= 1 too.
+    """
+    parsed = tuple(parse_target(t) for t in targets)
+    patterns = tuple(keep_high_precision)
+    matchers = [_matcher(p) for p in patterns]
+    rows: list[TensorMemory] = []
+    by_dtype: dict[str, int] = {}
+    for e in ckpt.tensors:
+        tied = ckpt.tied_to(e.name)
+        kept = _kept(e, matchers, patterns, keep_1d)
+        if tied is None:
+            by_dtype[e.dtype] = by_dtype.get(e.dtype, 0) + e.numel
+        sizes = tuple(0 if tied else _size(e, t, kept) for t in parsed)
+        rows.append(TensorMemory(e.name, e.shape, e.dtype, e.numel, 0 if tied else e.nbytes,
+                                 kept, tied, sizes))  # fmt: skip
+    totals = tuple(_total(i, t, rows) for i, t in enumerate(parsed))
+    return MemoryTable(
+        source=str(ckpt.path),
+        targets=parsed,
+        params_by_dtype=tuple(sorted(by_dtype.items(), key=lambda kv: (-kv[1], kv[0]))),
+        total_params=sum(by_dtype.values()),
+        stored_bytes=sum(r.stored_bytes for r in rows),
+        totals=totals,
+        tensors=tuple(rows),
+        assumptions=_assumptions(ckpt, parsed, patterns, keep_1d, rows),
+    )
+
+
+def _matcher(pattern: str) -> Callable[[str], bool]:
+    if pattern.startswith("re:"):
+        try:
+            regex = re.compile(pattern[3:])
+        except re.error as exc:
+            raise OptionError(f"bad name pattern {pattern!r}: {exc}") from None
+        return lambda name: regex.search(name) is not None
+    glob = re.compile(fnmatch.translate(pattern.lower()))
+    return lambda name: glob.match(name.lower()) is not None
+
+
+def _kept(
+    e: TensorEntry, matchers: list[Callable[[str], bool]], patterns: tuple[str, ...], keep_1d: bool
+) -> str | None:
+    if not DTYPES[e.dtype].is_float:
+        return f"{e.dtype} is not a floating-point dtype"
+    if keep_1d and len(e.shape) <= 1:
+        return "rank <= 1 (bias, norm or scalar)"
+    for pattern, matches in zip(patterns, matchers, strict=True):
+        if matches(e.name):
+            return f"name matches {pattern!r}"
+    return None
+
+
+def _size(e: TensorEntry, t: MemoryTarget, kept: str | None) -> int:
+    if not DTYPES[e.dtype].is_float or (kept is not None and t.quantizes):
+        return e.nbytes
+    return t.nbytes(e.shape)
+
+
+def _total(i: int, t: MemoryTarget, rows: list[TensorMemory]) -> TargetTotal:
+    live = [r for r in rows if r.tied_to is None]
+    kept = [r for r in live if not _converts(r, t)]
+    return TargetTotal(
+        t.name,
+        sum(r.nbytes[i] for r in live),
+        sum(r.numel for r in live) - sum(r.numel for r in kept),
+        sum(r.numel for r in kept),
+    )
+
+
+def _converts(r: TensorMemory, t: MemoryTarget) -> bool:
+    return DTYPES[r.dtype].is_float and (r.kept is None or not t.quantizes)
+
+
+def _assumptions(
+    ckpt: Checkpoint,
+    targets: tuple[MemoryTarget, ...],
+    patterns: tuple[str, ...],
+    keep_1d: bool,
+    rows: list[TensorMemory],
+) -> tuple[str, ...]:
+    live = [r for r in rows if r.tied_to is None]
+    kept = [r for r in live if DTYPES[r.dtype].is_float and r.kept is not None]
+    rules = ["rank <= 1 (biases, norms)"] if keep_1d else []
+    rules += [f"names matching {', '.join(patterns)}"] if patterns else []
+    keep = (
+        f"Quantizing targets (integer, block, scaled or sub-16-bit formats) keep at the stored "
+        f"dtype: {' and '.join(rules)} ({len(kept)} tensors, {sum(r.numel for r in kept):,} "
+        "parameters)."
+        if rules
+        else "Quantizing targets convert every floating-point tensor."
+    )
+    out = [
+        "Weights only, from the header: no activations, KV cache, optimizer state or runtime "
+        "overhead.",
+        keep,
+        "Casts to floats of 16 bits or more convert every floating-point tensor.",
+    ]
+    others = [r for r in live if not DTYPES[r.dtype].is_float]
+    if others:
+        n = sum(r.numel for r in others)
+        out.append(
+            f"Integer/bool tensors keep their stored dtype in every target ({len(others)} "
+            f"tensors, {n:,} values)."
+        )
+    if ckpt.tied:
+        out.append(f"Tied tensors (one storage, several names) count once: {len(ckpt.tied)} "
+                   "groups.")  # fmt: skip
+    out.append("Codes, scales and zero points of a tensor are each rounded up to whole bytes.")
+    out += [t.describe() for t in targets]
+    return tuple(out)

@@ -1,0 +1,92 @@
+"""Pickled checkpoints (torch.save output), opened only when the caller allows it.
+
+Unpickling runs whatever callables the file names, so a pickle is refused unless the caller
+passes ``allow_pickle=True``; even then it goes through ``torch.load(weights_only=True,
+mmap=True)``, whose unpickler admits tensors, containers and plain values only, and maps the
+storages instead of reading them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from dtlab.checkpoint.header import DTYPES, CheckpointError, TensorEntry, show
+from dtlab.formats import TORCH_NAMES
+
+REFUSAL = (
+    "refusing to unpickle: a pickle can run arbitrary code when loaded. Convert it to "
+    "safetensors, or pass allow_pickle=True (--allow-pickle) to load it with "
+    "torch.load(weights_only=True)"
+)
+
+
+def _torch_to_st() -> dict[torch.dtype, str]:
+    out: dict[torch.dtype, str] = {torch.bool: "BOOL", torch.complex64: "C64"}
+    for st, info in DTYPES.items():
+        attr = TORCH_NAMES.get(info.format_name or "")
+        native = getattr(torch, attr, None) if attr else None
+        if isinstance(native, torch.dtype):
+            out[native] = st
+    return out
+
+
+_TORCH_TO_ST = _torch_to_st()
+
+
+def load_pickle(
+    path: Path,
+) -> tuple[tuple[TensorEntry, ...], tuple[tuple[str, ...], ...], dict[str, torch.Tensor]]:
+    """Entries, tied groups and the (memory-mapped) tensors of a torch.save file."""
+    where = show(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError (not a zip file), OSError, ...
+        raise CheckpointError(
+            f"{where}: torch.load(weights_only=True, mmap=True) refused it ({_reason(exc)})"
+        ) from None
+    tensors: dict[str, torch.Tensor] = {}
+    _flatten(obj, "", tensors)
+    if not tensors:
+        raise CheckpointError(f"{where}: the pickle holds no tensors")
+    entries = tuple(_entry(path, name, t) for name, t in tensors.items())
+    return entries, _tied(tensors), tensors
+
+
+def _reason(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for line in lines:  # torch's weights_only message: the useful line says "... error: ..."
+        if "error:" in line:
+            return line.split("error:", 1)[1].split(". Please")[0].strip()[:200]
+    return (lines[0] if lines else type(exc).__name__)[:200]
+
+
+def _flatten(obj: object, prefix: str, out: dict[str, torch.Tensor]) -> None:
+    if isinstance(obj, torch.Tensor):
+        out[prefix or "tensor"] = obj
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            _flatten(value, f"{prefix}.{key}" if prefix else str(key), out)
+    # other values (epoch counters, optimizer hyper-parameters, lists) hold no weights
+
+
+def _entry(path: Path, name: str, t: torch.Tensor) -> TensorEntry:
+    st = _TORCH_TO_ST.get(t.dtype)
+    if st is None or t.layout != torch.strided:
+        raise CheckpointError(f"{show(path)}: tensor {name!r} of {t.dtype} is not one dtlab reads")
+    shape = tuple(t.shape)
+    if st == "F4":  # float4_e2m1fn_x2 holds pairs; safetensors counts values
+        shape = (*shape[:-1], 2 * shape[-1]) if shape else (2,)
+    return TensorEntry(name, st, shape, path, None, None)
+
+
+def _tied(tensors: dict[str, torch.Tensor]) -> tuple[tuple[str, ...], ...]:
+    groups: dict[tuple[object, ...], list[str]] = {}
+    for name, t in tensors.items():
+        if t.numel() == 0:
+            continue
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), t.shape, t.stride(), t.dtype)
+        groups.setdefault(key, []).append(name)
+    return tuple(tuple(g) for g in groups.values() if len(g) > 1)
