@@ -11,6 +11,7 @@ from dtlab.cli.cast_cmd import cast_cmd
 from dtlab.cli.catalog_cmds import formats_cmd, info_cmd
 from dtlab.cli.common import NUMBER_ARGS, STATE
 from dtlab.cli.int_cmds import int_app
+from dtlab.cli.model_cmds import model_app
 from dtlab.cli.ops_cmds import dot_cmd
 from dtlab.cli.quantize_cmd import quantize_cmd
 from dtlab.cli.tour_cmd import tour_cmd
@@ -48,6 +49,7 @@ app.add_typer(int_app, name="int")
 app.command("cast")(cast_cmd)
 app.command("dot")(dot_cmd)
 app.command("quantize")(quantize_cmd)
+app.add_typer(model_app, name="model")
 app.command("tour")(tour_cmd)
 
 

