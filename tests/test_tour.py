@@ -95,3 +95,17 @@ def test_quantization_chapter_agrees_with_the_quantizers() -> None:
         assert rows[spec][2] == f"≈{r.metrics.sqnr_db:.4g}"
     sqnr = {k: float(v[2].lstrip("≈")) for k, v in rows.items()}
     assert sqnr["int8:asym"] > sqnr["int8"]  # rand is positive: zero points help
+
+
+def test_minilm_chapter_agrees_with_the_scan_and_the_memory_table() -> None:
+    from dtlab.checkpoint import memory_table, open_checkpoint
+    from dtlab.checkpoint.scan import embedded_model
+
+    (chapter,) = run_tour(["minilm"])
+    mem, scan = [b for b in chapter.blocks if isinstance(b, TableBlock)]
+    table = memory_table(open_checkpoint(embedded_model()), ["fp32", "bf16"])
+    rows = {r[0]: r for r in mem.rows}
+    assert rows["fp32"][1] == f"{table.totals[0].nbytes:,}" == "90,856,960"
+    assert rows["bf16"][1] == f"{table.totals[1].nbytes:,}"
+    assert [r[0] for r in scan.rows] == ["float16", "bfloat16", "float8_e4m3fn", "float8_e5m2"]
+    assert scan.rows[0][1] == "103/103" and scan.rows[0][2] == "0"

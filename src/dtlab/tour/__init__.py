@@ -6,11 +6,12 @@ A chapter is a function returning a Chapter; adding one is adding a function to 
 from __future__ import annotations
 
 from dtlab.errors import OptionError
+from dtlab.tour.checkpoint import CHECKPOINT_CHAPTERS
 from dtlab.tour.downcast import ANALYSIS_CHAPTERS
 from dtlab.tour.lesson import LESSON_CHAPTERS
 from dtlab.tour.model import Block, Chapter, ChapterFn, Paragraph, TableBlock
 
-CHAPTERS: dict[str, ChapterFn] = {**LESSON_CHAPTERS, **ANALYSIS_CHAPTERS}
+CHAPTERS: dict[str, ChapterFn] = {**LESSON_CHAPTERS, **ANALYSIS_CHAPTERS, **CHECKPOINT_CHAPTERS}
 
 
 def run_tour(only: list[str] | None = None) -> list[Chapter]:
