@@ -48,7 +48,7 @@ def minilm() -> Chapter:
                 "pre-cast scan",
                 ("format", "safe", "overflow", "lossy (<20 dB)", "worst SQNR dB", "worst tensor"),
                 scan_rows,
-            ),  # fmt: skip
+            ),
             Paragraph("Try: dtlab model scan --to fp16,fp8 --all    dtlab model memory --to nvfp4"),
         ),
     )
