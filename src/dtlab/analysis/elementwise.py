@@ -118,7 +118,7 @@ def format_partial(
         s = _Sums(
             n=src.numel(), nan=r[8], inf=r[9], count=r[10], rel_count=r[11], nonfinite=r[12],
             abs_sum=r[0], abs_max=r[1], sq_err=r[2], xx=r[3], qq=r[4], xq=r[5], rel_sum=r[6],
-            rel_max=r[7],
+            rel_max=r[7], xmax=r[16], xfinite=r[8] + r[9] < src.numel(),
         )  # fmt: skip
         return Partial(s, overflow=r[15], underflow=r[13], subnormal=r[14])
     return _torch_partial(x, f, mode, overflow, subnormals, generator, lim, tiny)

@@ -42,6 +42,7 @@ class ErrorMetrics:
     mean_rel_error: float
     sqnr_db: float  # 10 log10(sum x^2 / sum (q - x)^2); inf when nothing changed
     cosine: float  # cosine similarity of x and q over the finite pairs
+    input_absmax: float = math.nan  # largest finite |x| (nan when there is none)
 
 
 @dataclass
@@ -60,6 +61,8 @@ class _Sums:
     xx: float = 0.0
     qq: float = 0.0
     xq: float = 0.0
+    xmax: float = 0.0  # largest finite |x|
+    xfinite: bool = False  # whether any x was finite (xmax means something)
 
     def merged(self, o: _Sums) -> _Sums:
         return _Sums(
@@ -67,6 +70,7 @@ class _Sums:
             self.rel_count + o.rel_count, self.nonfinite + o.nonfinite, self.abs_sum + o.abs_sum,
             max(self.abs_max, o.abs_max), self.sq_err + o.sq_err, self.rel_sum + o.rel_sum,
             max(self.rel_max, o.rel_max), self.xx + o.xx, self.qq + o.qq, self.xq + o.xq,
+            max(self.xmax, o.xmax), self.xfinite or o.xfinite,
         )  # fmt: skip
 
     def add(self, x: torch.Tensor, q: torch.Tensor) -> None:
@@ -75,6 +79,9 @@ class _Sums:
         self.nan += int(xd.isnan().sum())
         self.inf += int(xd.isinf().sum())
         xfin = xd.isfinite()
+        if bool(xfin.any()):
+            self.xmax = max(self.xmax, float(xd[xfin].abs().max()))
+            self.xfinite = True
         pair = xfin & qd.isfinite()
         self.nonfinite += int((xfin & ~qd.isfinite()).sum())
         xs, qs = xd[pair], qd[pair]
@@ -128,7 +135,7 @@ def finish(s: _Sums, overflow: int, underflow: int, subnormal: int) -> ErrorMetr
         s.abs_max if s.count else math.nan, ratio(s.abs_sum, s.count),
         math.sqrt(ratio(s.sq_err, s.count)) if s.count else math.nan,
         s.rel_max if s.rel_count else math.nan, ratio(s.rel_sum, s.rel_count),
-        sqnr, s.xq / denom if denom else math.nan,
+        sqnr, s.xq / denom if denom else math.nan, s.xmax if s.xfinite else math.nan,
     )  # fmt: skip
 
 

@@ -179,13 +179,7 @@ def _scan_tensor(
     if e.dtype not in FLOAT_DTYPES:
         return TensorScan(name, e.dtype, e.shape, e.numel, math.nan, 0, 0, ())
     partials: list[Partial | None] = [None] * len(fmts)
-    absmax, nan, inf = 0.0, 0, 0
     for part in iter_chunks(ckpt, name, chunk):
-        finite = part[part.isfinite()]
-        if finite.numel():
-            absmax = max(absmax, float(finite.abs().max()))
-        nan += int(part.isnan().sum())
-        inf += int(part.isinf().sum())
         for i, f in enumerate(fmts):
             p = format_partial(part, f)
             prev = partials[i]
@@ -193,7 +187,11 @@ def _scan_tensor(
     verdicts = tuple(
         _verdict(f, p.finish(), threshold) for f, p in zip(fmts, partials, strict=True) if p
     )
-    return TensorScan(name, e.dtype, e.shape, e.numel, absmax, nan, inf, verdicts)
+    if not verdicts:  # an empty tensor
+        return TensorScan(name, e.dtype, e.shape, e.numel, math.nan, 0, 0, ())
+    m = verdicts[0].metrics  # the input's own figures come with every format's metrics
+    return TensorScan(name, e.dtype, e.shape, e.numel, m.input_absmax, m.input_nan, m.input_inf,
+                      verdicts)  # fmt: skip
 
 
 def _verdict(fmt: Format, m: ErrorMetrics, threshold: float) -> Verdict:

@@ -592,7 +592,7 @@ static void run_quantize(long kind, const void *src, void *dst, int64_t n, const
 /* ---- metrics: quantize a block into a small buffer and reduce it, one pass over memory ---- */
 
 typedef struct {
-    double abs_sum, abs_max, sq_err, xx, qq, xq, rel_sum, rel_max;
+    double abs_sum, abs_max, sq_err, xx, qq, xq, rel_sum, rel_max, xmax; /* xmax: finite |x| */
     int64_t nan, inf, count, rel_count, nonfinite, underflow, subnormal, overflow;
 } sums;
 
@@ -617,6 +617,7 @@ typedef struct {
             double t = xv < 0 ? l->tneg : l->tpos;                                              \
             int incl = xv < 0 ? l->ineg : l->ipos;                                              \
             s->overflow += xfin && (ax > t || (incl && ax == t));                               \
+            s->xmax = (xfin && ax > s->xmax) ? ax : s->xmax;                                    \
             if (xfin && qfin) {                                                                 \
                 double d = fabs(qv - xv);                                                       \
                 s->count++;                                                                     \
@@ -651,7 +652,7 @@ AVX2 static void acc_f32_avx2(const float *x, const float *q, int64_t n, const l
     const __m256d ipos = _mm256_castsi256_pd(_mm256_set1_epi64x(l->ipos ? -1 : 0));
     const __m256d ineg = _mm256_castsi256_pd(_mm256_set1_epi64x(l->ineg ? -1 : 0));
     __m256d abs_sum = zero, abs_max = zero, sq = zero, xx = zero, qq = zero, xq = zero;
-    __m256d rel_sum = zero, rel_max = zero;
+    __m256d rel_sum = zero, rel_max = zero, xmaxv = zero;
     int64_t nan = 0, infc = 0, count = 0, rel_count = 0, nonfinite = 0, under = 0, subn = 0, over = 0;
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) {
@@ -671,6 +672,7 @@ AVX2 static void acc_f32_avx2(const float *x, const float *q, int64_t n, const l
         __m256d r = _mm256_and_pd(_mm256_div_pd(d, ax), nzx);
         rel_sum = _mm256_add_pd(rel_sum, r);
         rel_max = _mm256_max_pd(rel_max, r);
+        xmaxv = _mm256_max_pd(xmaxv, _mm256_and_pd(ax, finx));
         count += cnt(pair);
         rel_count += cnt(nzx);
         nan += cnt(_mm256_cmp_pd(xv, xv, _CMP_UNORD_Q));
@@ -697,6 +699,7 @@ AVX2 static void acc_f32_avx2(const float *x, const float *q, int64_t n, const l
     s->xq += FOLD(xq, ADD);
     s->rel_sum += FOLD(rel_sum, ADD);
     s->rel_max = MAX(s->rel_max, FOLD(rel_max, MAX));
+    s->xmax = MAX(s->xmax, FOLD(xmaxv, MAX));
 #undef FOLD
 #undef ADD
 #undef MAX
@@ -727,7 +730,7 @@ AVX2 static void acc_f32_fast(const float *x, const float *q, int64_t n, const l
     const int sym = l->tpos == l->tneg && l->ipos == l->ineg;
     __m256d acc[6]; /* |e|, e^2, x^2, (unused), x*e, rel */
     for (int k = 0; k < 6; k++) acc[k] = _mm256_setzero_pd();
-    __m256 amax = zero, rmax = zero;
+    __m256 amax = zero, rmax = zero, xmaxv = zero;
     __m256i c_nan = _mm256_setzero_si256(), c_inf = c_nan, c_pair = c_nan, c_rel = c_nan;
     __m256i c_nonfin = c_nan, c_under = c_nan, c_sub = c_nan, c_over = c_nan;
     int64_t i = 0;
@@ -751,6 +754,7 @@ AVX2 static void acc_f32_fast(const float *x, const float *q, int64_t n, const l
             f[5] = _mm256_add_ps(f[5], rel);
             amax = _mm256_max_ps(amax, d);
             rmax = _mm256_max_ps(rmax, rel);
+            xmaxv = _mm256_max_ps(xmaxv, _mm256_and_ps(ax, finx));
 #define COUNT(c, m) c = _mm256_sub_epi32(c, _mm256_castps_si256(m))
             COUNT(c_pair, pair);
             COUNT(c_rel, nzx);
@@ -797,6 +801,8 @@ AVX2 static void acc_f32_fast(const float *x, const float *q, int64_t n, const l
     for (int k = 0; k < 8; k++) s->abs_max = fl[k] > s->abs_max ? fl[k] : s->abs_max;
     _mm256_storeu_ps(fl, rmax);
     for (int k = 0; k < 8; k++) s->rel_max = fl[k] > s->rel_max ? fl[k] : s->rel_max;
+    _mm256_storeu_ps(fl, xmaxv);
+    for (int k = 0; k < 8; k++) s->xmax = fl[k] > s->xmax ? fl[k] : s->xmax;
 #define FOLD(c, field)                                                                         \
     do {                                                                                       \
         _mm256_storeu_si256((__m256i *)il, c);                                                 \
@@ -829,6 +835,7 @@ static void merge(sums *a, const sums *b) {
     a->xq += b->xq;
     a->rel_sum += b->rel_sum;
     a->rel_max = b->rel_max > a->rel_max ? b->rel_max : a->rel_max;
+    a->xmax = b->xmax > a->xmax ? b->xmax : a->xmax;
     a->nan += b->nan;
     a->inf += b->inf;
     a->count += b->count;
@@ -902,10 +909,11 @@ static PyObject *py_metrics(PyObject *self, PyObject *const *args, Py_ssize_t na
     Py_BEGIN_ALLOW_THREADS
     run_metrics(kind, src, n, &p, &l, &t);
     Py_END_ALLOW_THREADS
-    return Py_BuildValue("(ddddddddLLLLLLLL)", t.abs_sum, t.abs_max, t.sq_err, t.xx, t.qq, t.xq,
+    return Py_BuildValue("(ddddddddLLLLLLLLd)", t.abs_sum, t.abs_max, t.sq_err, t.xx, t.qq, t.xq,
                          t.rel_sum, t.rel_max, (long long)t.nan, (long long)t.inf,
                          (long long)t.count, (long long)t.rel_count, (long long)t.nonfinite,
-                         (long long)t.underflow, (long long)t.subnormal, (long long)t.overflow);
+                         (long long)t.underflow, (long long)t.subnormal, (long long)t.overflow,
+                         t.xmax);
 }
 
 /* ---- sequential dot products in a format: s = Q(s + a[i] * b[i]) with one rounding ----
