@@ -118,7 +118,7 @@ def main() -> None:
     size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
     print(f"checkpoint: {folder}, {SHARDS} shards, {size / 1e9:.2f} GB, {params:,} parameters")
     bindir = Path(sys.executable).parent
-    base_t, base_rss, _ = run([sys.executable, "-c", "import torch, dtlab.checkpoint"])
+    _, base_rss, _ = run([sys.executable, "-c", "import torch, dtlab.checkpoint"])
     d_t, d_rss, _ = run([str(bindir / "dtlab"), "model", "scan", str(folder), "--to", FORMATS,
                          "--json"])  # fmt: skip
     n_t, n_rss, _ = run([sys.executable, "-c", NAIVE, str(folder)])
