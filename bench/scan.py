@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -94,15 +95,16 @@ def build(folder: Path, gb: float) -> int:
 
 def run(cmd: list[str]) -> tuple[float, int, str]:
     """Wall seconds, peak RSS in bytes, and stdout of one child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    out = proc.stdout.read() if proc.stdout else ""
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        err = proc.stderr.read() if proc.stderr else ""
-        raise SystemExit(f"{cmd[0]} failed: {err[-2000:]}")
-    return seconds, usage.ru_maxrss * 1024, out
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)  # files: no pipe to fill
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status) not in (0, 1):
+            raise SystemExit(f"{cmd[0]} failed: {err.read()[-2000:]}")
+        return seconds, usage.ru_maxrss * 1024, out.read()
 
 
 def main() -> None:

@@ -134,3 +134,17 @@ def test_memory_command_and_hostile_files(tmp_path: Path) -> None:
     (tmp_path / "w.bin").write_bytes(b"not really a pickle")
     r = runner.invoke(app, ["model", "scan", str(tmp_path / "w.bin")])
     assert r.exit_code == 2 and "pickle" in r.stderr
+
+
+def test_scan_plots_a_chosen_tensor(tmp_path: Path) -> None:
+    out = tmp_path / "w.png"
+    name = "encoder.layer.0.output.dense.weight"
+    r = runner.invoke(
+        app, ["model", "scan", "--to", "fp8", "--plot-tensor", name, "--plot", str(out)]
+    )
+    assert r.exit_code == 0, r.stderr
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    r = runner.invoke(app, ["model", "scan", "--plot", str(out)])
+    assert r.exit_code == 2 and "go together" in r.stderr
+    r = runner.invoke(app, ["model", "scan", "--plot-tensor", "nope", "--plot", str(out)])
+    assert r.exit_code == 2 and "nope" in r.stderr

@@ -80,6 +80,10 @@ def scan_cmd(
     show_all: bool = typer.Option(False, "--all", help="List every tensor, safe ones too."),
     csv_out: Path = typer.Option(None, "--csv", help="Write one row per tensor and format."),
     md_out: Path = typer.Option(None, "--markdown", help="Write a Markdown report."),
+    plot_tensor: str = typer.Option(
+        None, "--plot-tensor", help="A tensor to draw against the formats (with --plot)."
+    ),
+    plot: Path = typer.Option(None, "--plot", help="Where to draw --plot-tensor (.png)."),
     allow_pickle: bool = PICKLE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -92,6 +96,7 @@ def scan_cmd(
       dtlab model scan
       dtlab model scan ./my-model --to fp16,fp8,e5m2 --fail-on overflow,nan
       dtlab model scan model.safetensors --workers 2 --csv scan.csv --markdown scan.md
+      dtlab model scan --plot-tensor encoder.layer.0.output.dense.weight --plot w.png
     """
     from dtlab.checkpoint.scan import failures
     from dtlab.render.model import scan_csv, scan_markdown, scan_view
@@ -101,6 +106,10 @@ def scan_cmd(
     failures(_empty_report(fmts), rules)  # a bad rule fails before the scan, not after
     show_progress = not as_json and console.is_terminal
     report = _run(path, fmts, sqnr, budget, workers, allow_pickle, show_progress)
+    if (plot_tensor is None) != (plot is None):
+        raise fail("--plot-tensor and --plot go together")
+    if plot_tensor is not None and plot is not None:
+        _plot(report.source, plot_tensor, fmts, plot, allow_pickle)
     if csv_out is not None:
         csv_out.write_text(scan_csv(report))
     if md_out is not None:
@@ -147,6 +156,18 @@ def _run(
             bar.update(task, total=p.bytes_total, completed=p.bytes_done, info=info)
 
         return scan(update)
+
+
+def _plot(source: str, name: str, fmts: list[Format], path: Path, allow_pickle: bool) -> None:
+    from dtlab.analysis.distribution import analyze
+    from dtlab.checkpoint import open_checkpoint, read_tensor
+    from dtlab.render.plots import analysis_plot
+
+    ckpt = open_checkpoint(source, allow_pickle=allow_pickle)
+    x = read_tensor(ckpt, name)
+    if not x.dtype.is_floating_point:
+        raise fail(f"{name} holds {x.dtype}: nothing to plot")
+    analysis_plot(analyze(x, fmts), x, path, name)
 
 
 def _empty_report(fmts: list[Format]) -> ScanReport:
