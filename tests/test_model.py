@@ -109,7 +109,7 @@ def test_scan_command_outputs_and_fail_on(tmp_path: Path) -> None:
     assert rows[0].startswith("tensor,dtype,shape") and len(rows) == 1 + 103 * 2
     assert (tmp_path / "s.md").read_text().startswith("# dtlab scan")
     r = runner.invoke(app, ["model", "scan", "--to", "fp8", "--fail-on", "sqnr<20"])
-    assert r.exit_code == 2 and "--fail-on" in r.stderr
+    assert r.exit_code == 1 and "--fail-on: 6 verdicts" in r.stderr
     r = runner.invoke(app, ["model", "scan", "--to", "fp16", "--fail-on", "overflow,nan", "--json"])
     doc = json.loads(r.stdout)
     assert (

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from dtlab.cli.common import JSON_OPTION, console, emit, emit_json, fail, guarded, parse_formats
+from dtlab.cli.common import (
+    JSON_OPTION,
+    console,
+    emit,
+    emit_json,
+    err_console,
+    fail,
+    guarded,
+    parse_formats,
+)
 
 if TYPE_CHECKING:
     from dtlab.checkpoint.scan import Progress as ScanProgress
@@ -54,7 +63,7 @@ def memory_cmd(
     """
     from dtlab.checkpoint import DEFAULT_PATTERNS, memory_table, open_checkpoint
     from dtlab.checkpoint.scan import embedded_model
-    from dtlab.render.model import memory_view
+    from dtlab.render.model import EMBEDDED, memory_view
 
     ckpt = open_checkpoint(path or embedded_model(), allow_pickle=allow_pickle)
     patterns = [p.strip() for p in keep.split(",")] if keep else list(DEFAULT_PATTERNS)
@@ -63,7 +72,7 @@ def memory_cmd(
     if as_json:
         emit_json("dtlab.memory/1", table)
     else:
-        emit(memory_view(table))
+        emit(memory_view(table, None if path else EMBEDDED))
 
 
 @model_app.command("scan")
@@ -73,7 +82,9 @@ def scan_cmd(
     to: str = typer.Option("fp16,bf16,fp8", "--to", help="Target formats, comma-separated."),
     sqnr: float = typer.Option(20.0, "--sqnr", help="Below this SQNR (dB) a cast is 'lossy'."),
     fail_on: str = typer.Option(
-        None, "--fail-on", help="Exit with status 1 on: overflow, nan, sqnr<DB (comma-separated)."
+        None,
+        "--fail-on",
+        help="Exit with status 1 on: overflow, nan, sqnr<DB (comma-separated); 2 is bad input.",
     ),
     workers: int = typer.Option(1, "--workers", help="Scan tensors in N processes."),
     budget: int = typer.Option(512, "--memory-budget", help="MiB a worker may hold (chunking)."),
@@ -99,7 +110,7 @@ def scan_cmd(
       dtlab model scan --plot-tensor encoder.layer.0.output.dense.weight --plot w.png
     """
     from dtlab.checkpoint.scan import failures
-    from dtlab.render.model import scan_csv, scan_markdown, scan_view
+    from dtlab.render.model import EMBEDDED, scan_csv, scan_markdown, scan_view
 
     fmts = parse_formats(to)
     rules = [r for r in (fail_on or "").split(",") if r.strip()]
@@ -117,10 +128,11 @@ def scan_cmd(
     if as_json:
         emit_json("dtlab.scan/1", report)
     else:
-        emit(scan_view(report, show_all))
+        emit(scan_view(report, show_all, None if path else EMBEDDED))
     broken = failures(report, rules)
-    if broken:
-        raise fail(f"--fail-on: {len(broken)} verdicts, first: {broken[0]}") from None
+    if broken:  # exit status 1: the check failed (2 is kept for bad input)
+        err_console.print(f"--fail-on: {len(broken)} verdicts, first: {broken[0]}", markup=False)
+        raise typer.Exit(1)
 
 
 def _run(

