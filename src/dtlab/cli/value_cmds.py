@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.text import Text
 
 from dtlab.cli.common import JSON_OPTION, emit, emit_json, guarded, parse_formats
@@ -73,8 +73,8 @@ def decode_cmd(
         emit(Group(*_spaced([code_block(c) for c in results])))
 
 
-def _spaced(blocks: list) -> list:  # type: ignore[type-arg]
-    out: list = []  # type: ignore[type-arg]
+def _spaced(blocks: list[RenderableType]) -> list[RenderableType]:
+    out: list[RenderableType] = []
     for i, block in enumerate(blocks):
         if i:
             out.append(Text(""))
