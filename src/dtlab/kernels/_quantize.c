@@ -728,6 +728,12 @@ AVX2 static void acc_f32_fast(const float *x, const float *q, int64_t n, const l
     const __m256 ipos = _mm256_castsi256_ps(_mm256_set1_epi32(l->ipos ? -1 : 0));
     const __m256 ineg = _mm256_castsi256_ps(_mm256_set1_epi32(l->ineg ? -1 : 0));
     const int sym = l->tpos == l->tneg && l->ipos == l->ineg;
+    /* most values are unremarkable: |q| at least the smallest normal (or the smallest
+     * positive float32 when the format has no subnormals), x non-zero and below every
+     * overflow threshold. A vector of eight such values skips the event counts. */
+    const __m256 lo = _mm256_set1_ps(l->tiny > 0 ? (float)l->tiny : 0x1p-149f);
+    const __m256 tmin = _mm256_set1_ps((float)(l->tpos < l->tneg ? l->tpos : l->tneg));
+    int64_t plain = 0;
     __m256d acc[6]; /* |e|, e^2, x^2, (unused), x*e, rel */
     for (int k = 0; k < 6; k++) acc[k] = _mm256_setzero_pd();
     __m256 amax = zero, rmax = zero, xmaxv = zero;
@@ -755,6 +761,13 @@ AVX2 static void acc_f32_fast(const float *x, const float *q, int64_t n, const l
             amax = _mm256_max_ps(amax, d);
             rmax = _mm256_max_ps(rmax, rel);
             xmaxv = _mm256_max_ps(xmaxv, _mm256_and_ps(ax, finx));
+            __m256 usual = _mm256_and_ps(
+                _mm256_and_ps(_mm256_cmp_ps(aq, lo, _CMP_GE_OQ), _mm256_cmp_ps(ax, tmin, _CMP_LT_OQ)),
+                _mm256_cmp_ps(ax, zero, _CMP_GT_OQ));
+            if (_mm256_movemask_ps(usual) == 0xFF) {
+                plain += 8; /* finite pairs with x != 0, and no event */
+                continue;
+            }
 #define COUNT(c, m) c = _mm256_sub_epi32(c, _mm256_castps_si256(m))
             COUNT(c_pair, pair);
             COUNT(c_rel, nzx);
@@ -812,6 +825,8 @@ AVX2 static void acc_f32_fast(const float *x, const float *q, int64_t n, const l
     FOLD(c_inf, inf);
     FOLD(c_pair, count);
     FOLD(c_rel, rel_count);
+    s->count += plain;
+    s->rel_count += plain;
     FOLD(c_nonfin, nonfinite);
     FOLD(c_under, underflow);
     FOLD(c_sub, subnormal);
