@@ -27,7 +27,7 @@ test-all: $(STAMP)   ## everything, slow exhaustive sweeps included
 	$(BIN)/python -m pytest -q -m ''
 
 bench: $(STAMP)
-	@set -e; for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f; done
+	@set -e; for f in bench/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from _timing import alternating, median_time
 from dtlab.analysis.elementwise import format_metrics
 
 N = 1 << 24
@@ -34,27 +34,9 @@ FORMATS = [
 ]
 
 
-def median_time(fn: Callable[[], object], repeats: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def alternate(fn: Callable[[], object], copy: Callable[[], object]) -> tuple[float, float]:
-    """Median times of fn and of a copy, timed alternately so that drift affects both."""
-    fn()
-    ts, cs = [], []
-    for _ in range(5):
-        start = time.perf_counter()
-        copy()
-        cs.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - start)
+    """Median times of fn and of a copy, timed alternately."""
+    ts, cs = alternating(fn, copy, 5)
     return statistics.median(ts), statistics.median(cs)
 
 
@@ -88,7 +70,7 @@ def main() -> None:
     torch.manual_seed(0)
     x = torch.randn(n) * 10
     out = torch.empty_like(x)
-    copy = median_time(lambda: out.copy_(x))
+    copy = median_time(lambda: out.copy_(x), 5)
     threads = torch.get_num_threads()
     print(f"metrics benchmark: {n:,} float32 values from N(0, 10); torch threads {threads}")
     print(f"copy: {copy * 1e3:.1f} ms ({n / copy / 1e6:,.0f} Mval/s)\n")

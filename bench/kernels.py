@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from _timing import alternating, median_time
 from dtlab.formats import NUMPY_NAMES, TORCH_NAMES, formats
 from dtlab.kernels import has_c_kernel, quantize
 
@@ -35,31 +35,10 @@ REPEATS = 7
 GFLOAT_N = 1 << 16
 
 
-def median_time(fn: Callable[[], object], repeats: int = REPEATS) -> float:
-    fn()  # warm up: page faults, lazy init
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def against_copy(fn: Callable[[], object], copy: Callable[[], object]) -> tuple[float, float]:
-    """Median time of fn and median of (copy time / fn time), the two timed alternately so
-    that the machine's drift affects both alike."""
-    fn()
-    copy()
-    times, ratios = [], []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        copy()
-        c = time.perf_counter() - start
-        start = time.perf_counter()
-        fn()
-        t = time.perf_counter() - start
-        times.append(t)
-        ratios.append(c / t)
+    """Median time of fn and median of (copy time / fn time), timed alternately."""
+    times, copies = alternating(fn, copy, REPEATS)
+    ratios = [c / t for c, t in zip(copies, times, strict=True)]
     return statistics.median(times), statistics.median(ratios)
 
 

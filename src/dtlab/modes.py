@@ -20,7 +20,7 @@ class Rounding(enum.Enum):
 
     @classmethod
     def parse(cls, value: str | Rounding) -> Rounding:
-        return _parse(cls, value, "rounding")
+        return parse_enum(cls, value, "rounding")
 
 
 class Overflow(enum.Enum):
@@ -42,23 +42,29 @@ class Overflow(enum.Enum):
 
     @classmethod
     def parse(cls, value: str | Overflow) -> Overflow:
-        return _parse(cls, value, "overflow")
+        return parse_enum(cls, value, "overflow")
 
 
 E = TypeVar("E", bound=enum.Enum)
 
 
-def _parse(cls: type[E], value: object, what: str) -> E:
+_ALIASES = {
+    "rounding": {"rne": "nearest-even", "nearest": "nearest-even", "rna": "nearest-away",
+                 "rtz": "toward-zero", "truncate": "toward-zero", "zero": "toward-zero",
+                 "ceil": "up", "floor": "down", "sr": "stochastic"},
+    "overflow": {"sat": "saturate", "inf": "inf-nan", "nan": "inf-nan", "ieee": "inf-nan"},
+}  # fmt: skip
+
+
+def parse_enum(cls: type[E], value: object, what: str) -> E:
+    """A member of an enum of string values from what a user typed (case, _ or -, aliases),
+    or an OptionError naming the choices. Every mode enum of dtlab reads its options here."""
     if isinstance(value, cls):
         return value
     text = str(value).strip().lower().replace("_", "-")
-    aliases = {"rne": "nearest-even", "nearest": "nearest-even", "rna": "nearest-away",
-               "rtz": "toward-zero", "truncate": "toward-zero", "zero": "toward-zero",
-               "ceil": "up", "floor": "down", "sr": "stochastic", "sat": "saturate",
-               "inf": "inf-nan", "nan": "inf-nan", "ieee": "inf-nan"}  # fmt: skip
-    text = aliases.get(text, text)
+    text = _ALIASES.get(what, {}).get(text, text)
     for member in cls:
         if member.value == text:
             return member
-    choices = ", ".join(m.value for m in cls)
+    choices = ", ".join(str(m.value) for m in cls)
     raise OptionError(f"unknown {what} {value!r}; choose one of {choices}")

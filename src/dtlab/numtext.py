@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 from dtlab.values import ExactValue, approx_decimal, exact_decimal
@@ -56,7 +57,12 @@ def _sci(x: Fraction, digits: int) -> str:
     return f"{mant}e{exp}"
 
 
-def percent(x: Fraction | None) -> str:
-    if x is None:
+def approx_float(x: float, digits: int = 3, infinite: str = "∞") -> str:
+    """A float figure (a metric: float64 already), marked ≈ unless it is 0, inf or NaN."""
+    if math.isnan(x):
         return "—"
-    return APPROX + _sci(x * 100, 4) + " %" if x else "0 %"
+    if math.isinf(x):
+        return infinite if x > 0 else "-" + infinite
+    if x == 0:
+        return "0"
+    return f"{APPROX}{x:.{digits}g}"

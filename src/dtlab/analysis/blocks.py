@@ -46,7 +46,7 @@ from dtlab.analysis.metrics import ErrorMetrics, measure
 from dtlab.errors import FormatSpecError, OptionError, UnknownFormatError
 from dtlab.formats import FloatFormat, Format, get_format
 from dtlab.kernels.api import FLOAT_DTYPES, decode, encode
-from dtlab.modes import Overflow
+from dtlab.modes import Overflow, parse_enum
 
 __all__ = [
     "BLOCK_FORMATS", "NF4_TABLE", "BlockFormat", "BlockQuantized", "BlockReport", "ScaleKind",
@@ -94,12 +94,7 @@ class ScaleRule(enum.Enum):
 
     @classmethod
     def parse(cls, value: ScaleRule | str) -> ScaleRule:
-        try:
-            return value if isinstance(value, cls) else cls(str(value).strip().lower())
-        except ValueError:
-            raise OptionError(
-                f"unknown scale rule {value!r}; choose floor, ceil, even or rceil"
-            ) from None
+        return parse_enum(cls, value, "scale rule")
 
 
 @dataclass(frozen=True)

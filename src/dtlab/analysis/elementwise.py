@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 import torch
 
-from dtlab.analysis.metrics import CHUNK, ErrorMetrics, Partial, _Sums
+from dtlab.analysis.metrics import ErrorMetrics, Partial, _Sums, measure_partial
 from dtlab.formats import FloatFormat, Format, IntFormat, get_format
 from dtlab.kernels import Subnormals, quantize
 from dtlab.kernels.api import c_module, prepare, seed_for
@@ -50,6 +51,7 @@ def _f(x: Fraction) -> float:
         return math.inf
 
 
+@lru_cache(maxsize=512)
 def overflow_limits(fmt: Format, rounding: Rounding) -> Limits:
     """Exact thresholds: |x| > limit (or ==, when inclusive) rounds past the largest value."""
     pos_mode = Rounding.TOWARD_ZERO if rounding is Rounding.DOWN else rounding
@@ -136,17 +138,12 @@ def _torch_partial(
 ) -> Partial:
     q = quantize(x, f, rounding=mode, overflow=overflow, subnormals=subnormals,
                  generator=generator, backend="torch")  # fmt: skip
-    xd, qf = x.detach().reshape(-1), q.reshape(-1)
-    sums = _Sums()
-    over = under = sub = 0
-    for start in range(0, max(xd.numel(), 1), CHUNK):
-        xs, qs = xd[start : start + CHUNK].double(), qf[start : start + CHUNK].double()
-        sums.add(xs, qs)
+
+    def events(xs: torch.Tensor, qs: torch.Tensor) -> tuple[int, int]:
         a = xs.abs()
         pos = (a > lim.pos) | ((a == lim.pos) & lim.pos_inclusive)
         neg = (a > lim.neg) | ((a == lim.neg) & lim.neg_inclusive)
-        finite = xs.isfinite()
-        over += int((finite & torch.where(xs < 0, neg, pos)).sum())
-        under += int((finite & (xs != 0) & (qs == 0)).sum())
-        sub += int(((qs != 0) & (qs.abs() < tiny)).sum())
-    return Partial(sums, over, under, sub)
+        over = int((xs.isfinite() & torch.where(xs < 0, neg, pos)).sum())
+        return over, int(((qs != 0) & (qs.abs() < tiny)).sum())
+
+    return measure_partial(x, q, events)

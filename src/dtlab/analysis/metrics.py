@@ -7,6 +7,7 @@ what the tests check them against (relative tolerance 1e-12). Counts are exact.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -152,14 +153,27 @@ def measure(
     >>> m.max_abs_error, m.underflow, round(m.sqnr_db, 3)
     (0.5, 1, 13.01)
     """
+    p = measure_partial(x, q)
+    return finish(p.sums, overflow, p.underflow, subnormal)
+
+
+EventCounts = Callable[[torch.Tensor, torch.Tensor], tuple[int, int]]
+
+
+def measure_partial(x: torch.Tensor, q: torch.Tensor, events: EventCounts | None = None) -> Partial:
+    """The sums and the underflow count of q against x, in float64 a chunk at a time;
+    ``events(x_chunk, q_chunk)`` (float64) adds a quantizer's own overflow and subnormal
+    counts."""
     if x.shape != q.shape:
         raise ValueError(f"shapes differ: {tuple(x.shape)} and {tuple(q.shape)}")
     sums = _Sums()
-    underflow = 0
-    xf, qf = x.reshape(-1), q.reshape(-1)
+    over = under = sub = 0
+    xf, qf = x.detach().reshape(-1), q.detach().reshape(-1)
     for start in range(0, max(xf.numel(), 1), CHUNK):
-        xs, qs = xf[start : start + CHUNK], qf[start : start + CHUNK]
-        sums.add(xs, qs)
-        xd, qd = xs.double(), qs.double()
-        underflow += int((xd.isfinite() & (xd != 0) & (qd == 0)).sum())
-    return finish(sums, overflow, underflow, subnormal)
+        xd, qd = xf[start : start + CHUNK].double(), qf[start : start + CHUNK].double()
+        sums.add(xd, qd)
+        under += int((xd.isfinite() & (xd != 0) & (qd == 0)).sum())
+        if events is not None:
+            o, s = events(xd, qd)
+            over, sub = over + o, sub + s
+    return Partial(sums, over, under, sub)

@@ -24,7 +24,7 @@ from dtlab.formats import FloatFormat, Format, get_format
 from dtlab.formats.report import describe
 from dtlab.kernels import quantize
 from dtlab.kernels.api import c_module, prepare
-from dtlab.modes import Overflow, Rounding
+from dtlab.modes import Overflow, Rounding, parse_enum
 
 MAX_SEQUENTIAL_TORCH = 1 << 16  # without the C kernel a sequential sum is a Python loop
 FLOAT64_DIGITS = 53 * math.log10(2)
@@ -38,13 +38,7 @@ class Accumulate(enum.Enum):
 
     @classmethod
     def parse(cls, value: str | Accumulate) -> Accumulate:
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(str(value).strip().lower())
-        except ValueError:
-            names = ", ".join(m.value for m in cls)
-            raise OptionError(f"unknown accumulation {value!r}; choose {names}") from None
+        return parse_enum(cls, value, "accumulation")
 
 
 @dataclass(frozen=True)
@@ -92,15 +86,45 @@ def add_round_to_odd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return bits.view(torch.float64)
 
 
+@dataclass(frozen=True)
+class _Operands:
+    """An operation's options parsed and its inputs in float64, as given and rounded."""
+
+    a: torch.Tensor
+    b: torch.Tensor
+    qa: torch.Tensor
+    qb: torch.Tensor
+    mode: Rounding
+    policy: Overflow | None
+    acc: Accumulate
+
+    @classmethod
+    def of(
+        cls,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        fmt: Format,
+        rounding: Rounding | str,
+        overflow: Overflow | str | None,
+        accumulate: Accumulate | str,
+    ) -> _Operands:
+        mode = Rounding.parse(rounding)
+        policy = Overflow.parse(overflow) if overflow is not None else None
+        ad, bd = a.double(), b.double()
+        qa = quantize(ad, fmt, rounding=mode, overflow=policy)
+        qb = quantize(bd, fmt, rounding=mode, overflow=policy)
+        return cls(ad, bd, qa, qb, mode, policy, Accumulate.parse(accumulate))
+
+
 def _sum_in_format(
-    v: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
     fmt: Format,
     acc: Accumulate,
     mode: Rounding,
     policy: Overflow | None,
-    terms: tuple[torch.Tensor, torch.Tensor],
 ) -> float:
-    a, b = terms
+    """a·b (vectors of fmt's values) accumulated as asked."""
     if acc is Accumulate.FLOAT64:
         return float(torch.dot(a, b))
     c = c_module()
@@ -115,6 +139,7 @@ def _sum_in_format(
         )
     if acc is Accumulate.FLOAT32:
         return float(torch.dot(a.float(), b.float()))  # torch's own order, documented
+    v = a * b  # products of two values of the format: exact in float64
     if acc is Accumulate.FORMAT:
         if v.numel() > MAX_SEQUENTIAL_TORCH:
             raise OptionError(f"a sequential sum of {v.numel():,} terms needs the C kernel")
@@ -162,15 +187,12 @@ def dot(
         raise OptionError(
             f"dot needs two vectors of one length, got {tuple(a.shape)} and {tuple(b.shape)}"
         )
-    mode = Rounding.parse(rounding)
-    policy = Overflow.parse(overflow) if overflow is not None else None
-    acc = Accumulate.parse(accumulate)
-    ad, bd = a.double(), b.double()
-    qa = quantize(ad, f, rounding=mode, overflow=policy)
-    qb = quantize(bd, f, rounding=mode, overflow=policy)
+    op = _Operands.of(a, b, f, rounding, overflow, accumulate)
+    ad, bd, qa, qb = op.a, op.b, op.qa, op.qb
     exact = float(torch.dot(ad, bd))
     rounded = float(torch.dot(qa, qb))
-    value = _sum_in_format(qa * qb, f, acc, mode, policy, (qa, qb))
+    value = _sum_in_format(qa, qb, f, op.acc, op.mode, op.policy)
+    acc = op.acc
     rel = _rel(value, exact)
     return OpResult(
         f, acc, (a.numel(),), value, exact, rounded, rel, _rel(value, rounded), _digits(rel),
@@ -193,13 +215,9 @@ def matmul(
         raise OptionError(
             f"matmul needs (m, k) and (k, n) matrices, got {tuple(a.shape)} and {tuple(b.shape)}"
         )
-    mode = Rounding.parse(rounding)
-    policy = Overflow.parse(overflow) if overflow is not None else None
-    acc = Accumulate.parse(accumulate)
-    ad, bd = a.double(), b.double()
-    qa = quantize(ad, f, rounding=mode, overflow=policy)
-    qb = quantize(bd, f, rounding=mode, overflow=policy)
-    exact, rounded = ad @ bd, qa @ qb
+    op = _Operands.of(a, b, f, rounding, overflow, accumulate)
+    qa, qb, mode, policy, acc = op.qa, op.qb, op.mode, op.policy, op.acc
+    exact, rounded = op.a @ op.b, qa @ qb
     if acc is Accumulate.FLOAT64:
         got = rounded
     elif acc is Accumulate.FLOAT32:

@@ -21,7 +21,7 @@ import torch
 
 from dtlab.analysis.elementwise import format_partial
 from dtlab.analysis.metrics import ErrorMetrics, Partial
-from dtlab.checkpoint.header import CheckpointError
+from dtlab.checkpoint.header import DTYPES, CheckpointError
 from dtlab.checkpoint.reader import Checkpoint, iter_chunks, open_checkpoint
 from dtlab.errors import OptionError
 from dtlab.formats import Format, get_format
@@ -29,8 +29,6 @@ from dtlab.formats import Format, get_format
 DEFAULT_FORMATS = ("fp16", "bf16", "fp8")
 DEFAULT_SQNR_DB = 20.0  # below this, a tensor "loses too much" in a format
 DEFAULT_BUDGET = 512 << 20  # bytes a scan may hold above its baseline, per worker
-FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3",
-                "F6_E3M2", "F4"}  # fmt: skip
 
 
 def embedded_model() -> Path:
@@ -176,7 +174,7 @@ def _scan_tensor(
     ckpt: Checkpoint, name: str, fmts: tuple[Format, ...], threshold: float, chunk: int
 ) -> TensorScan:
     e = ckpt.entry(name)
-    if e.dtype not in FLOAT_DTYPES:
+    if not DTYPES[e.dtype].is_float:
         return TensorScan(name, e.dtype, e.shape, e.numel, math.nan, 0, 0, ())
     partials: list[Partial | None] = [None] * len(fmts)
     for part in iter_chunks(ckpt, name, chunk):

@@ -53,6 +53,11 @@ class IntFormat:
         return int(h) if h is not None else _store_hash(self, (self.bits, self.signed))
 
     @property
+    def container_bits(self) -> int:
+        """Storage per value when not packed: the next of 8, 16, 32, 64 bits."""
+        return _container(self.bits)
+
+    @property
     def min(self) -> int:
         return -(1 << (self.bits - 1)) if self.signed else 0
 

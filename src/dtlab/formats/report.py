@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from dtlab.formats.catalog import NUMPY_NAMES, SAFETENSORS_NAMES, TORCH_NAMES, aliases_of
-from dtlab.formats.descriptor import FloatFormat, Format, IntFormat
+from dtlab.formats.descriptor import Format, IntFormat
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def describe(fmt: Format) -> FormatReport:
     >>> describe(get_format("fp16")).max
     Fraction(65504, 1)
     """
-    container = fmt.container_bits if isinstance(fmt, FloatFormat) else _container(fmt)
+    container = fmt.container_bits
     common = dict(
         name=fmt.name,
         kind=fmt.kind,
@@ -122,13 +122,6 @@ def describe(fmt: Format) -> FormatReport:
         inf_codes=fmt.inf_codes,
         dynamic_range_binades=fmt.dynamic_range_binades,
     )
-
-
-def _container(fmt: IntFormat) -> int:
-    size = 8
-    while size < fmt.bits:
-        size *= 2
-    return size
 
 
 def _torch(fmt: Format) -> str | None:

@@ -16,7 +16,7 @@ import torch
 from dtlab.errors import OptionError
 from dtlab.formats import TORCH_NAMES, FloatFormat, Format, IntFormat, NanEncoding, get_format
 from dtlab.kernels.params import KernelParams, Subnormals, kernel_params
-from dtlab.kernels.reference import quantize_into
+from dtlab.kernels.reference import as_int64, quantize_into
 from dtlab.modes import Overflow, Rounding
 
 _c: ModuleType | None
@@ -196,19 +196,14 @@ def values_to_codes(v: torch.Tensor, fmt: Format) -> torch.Tensor:
     code = torch.where(subnormal, scaled, normal_code)
     code = torch.where(a == 0, 0, code)
     if fmt.signed:
-        sign = _as_int64(fmt.sign_mask)
+        sign = as_int64(fmt.sign_mask)
         code = code | torch.where(neg & ((a != 0) | fmt.has_negative_zero), sign, 0)
     if fmt.has_inf and fmt.inf_code is not None:
-        sign = _as_int64(fmt.sign_mask)
+        sign = as_int64(fmt.sign_mask)
         code = torch.where(a.isinf(), fmt.inf_code | torch.where(neg, sign, 0), code)
     if fmt.nan_code is not None:
         code = torch.where(v.isnan(), fmt.nan_code, code)
     return code
-
-
-def _as_int64(u: int) -> int:
-    """A bit pattern of up to 64 bits as the signed int64 torch stores."""
-    return u - (1 << 64) if u >= 1 << 63 else u
 
 
 _TABLES: dict[tuple[Format, torch.device, torch.dtype], torch.Tensor] = {}
@@ -265,7 +260,7 @@ def _decode_wide(c: torch.Tensor, f: FloatFormat) -> torch.Tensor:
     elif f.nan is NanEncoding.ALL_ONES:
         nan_mask = mag_code == ((f.exp_max_field << f.man_bits) | f.man_max_field)
     else:  # NEG_ZERO, or NONE (no code matches)
-        nan_mask = (c == _as_int64(f.sign_mask)) & (f.nan is NanEncoding.NEG_ZERO)
+        nan_mask = (c == as_int64(f.sign_mask)) & (f.nan is NanEncoding.NEG_ZERO)
     v = torch.where(sign == 1, -v, v)
     return torch.where(nan_mask, float("nan"), v)
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from dtlab.errors import OptionError
 from dtlab.formats.descriptor import FloatFormat, Format, IntFormat
-from dtlab.modes import Overflow, Rounding
+from dtlab.modes import Overflow, Rounding, parse_enum
 from dtlab.scalar.codec import check_options, decode, encode
 from dtlab.values import NAN, ExactValue, Kind
 
@@ -35,14 +35,7 @@ class Subnormals(enum.Enum):
 
     @classmethod
     def parse(cls, value: str | Subnormals) -> Subnormals:
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(str(value).strip().lower())
-        except ValueError:
-            raise OptionError(
-                f"unknown subnormals option {value!r}; choose keep or flush"
-            ) from None
+        return parse_enum(cls, value, "subnormals option")
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ _MB, _EB, _SUB = 52, 1023, 1074
 _M64 = (1 << 64) - 1
 
 
-def _s64(u: int) -> int:
-    """An unsigned 64-bit constant as the signed int64 torch stores."""
+def as_int64(u: int) -> int:
+    """A bit pattern of up to 64 bits (an unsigned constant) as the signed int64 torch stores."""
     return u - (1 << 64) if u >= 1 << 63 else u
 
 
@@ -26,9 +26,9 @@ def _srl(z: torch.Tensor, k: int) -> torch.Tensor:
 def rand32(seed: int, n: int, device: torch.device, offset: int = 0) -> torch.Tensor:
     """32 random bits per element: splitmix64 of (seed, index), as the C kernel draws them."""
     i = torch.arange(offset + 1, offset + n + 1, dtype=torch.int64, device=device)
-    z = i * _s64(0x9E3779B97F4A7C15) + _s64(seed & _M64)
-    z = (z ^ _srl(z, 30)) * _s64(0xBF58476D1CE4E5B9)
-    z = (z ^ _srl(z, 27)) * _s64(0x94D049BB133111EB)
+    z = i * as_int64(0x9E3779B97F4A7C15) + as_int64(seed & _M64)
+    z = (z ^ _srl(z, 30)) * as_int64(0xBF58476D1CE4E5B9)
+    z = (z ^ _srl(z, 27)) * as_int64(0x94D049BB133111EB)
     z = z ^ _srl(z, 31)
     return _srl(z, 32)
 
@@ -69,7 +69,7 @@ def quantize_reference(
     xd = x.detach().to(torch.float64).reshape(-1)
     bits = xd.view(torch.int64)
     neg = bits < 0
-    abits = bits & _s64((1 << 63) - 1)
+    abits = bits & as_int64((1 << 63) - 1)
     a = abits.view(torch.float64)
     fd = abits >> _MB
     man = abits & ((1 << _MB) - 1)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from dtlab.analysis.distribution import Analysis, InputSummary
 from dtlab.cast import CastReport
+from dtlab.numtext import approx_float as g
 
 
 def percent_of(count: int, total: int) -> str:
@@ -20,17 +19,6 @@ def percent_of(count: int, total: int) -> str:
     if text == "0.00 %" and count:
         return "< 0.01 %"
     return text.replace(".00 %", " %")
-
-
-def g(x: float, digits: int = 3) -> str:
-    """A float metric, marked as rounded (≈) unless it is an exact small value."""
-    if math.isnan(x):
-        return "—"
-    if math.isinf(x):
-        return "∞" if x > 0 else "-∞"
-    if x == 0:
-        return "0"
-    return f"≈{x:.{digits}g}"
 
 
 def summary_line(s: InputSummary, source: str, shape: tuple[int, ...]) -> Text:

@@ -9,7 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from dtlab.analysis.quantizers import QuantAnalysis
-from dtlab.render.cast import g, summary_line
+from dtlab.numtext import approx_float as g
+from dtlab.render.cast import summary_line
 from dtlab.values import exact_decimal
 
 

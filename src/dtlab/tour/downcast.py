@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from dtlab.numtext import approx_float
 from dtlab.tour.model import Chapter, ChapterFn, Paragraph, TableBlock
 from dtlab.values import exact_decimal
 
@@ -14,9 +15,7 @@ N = 1000
 
 
 def _g(x: float, digits: int = 3) -> str:
-    if x == 0:
-        return "0"
-    return "all" if x == float("inf") else f"≈{x:.{digits}g}"
+    return approx_float(x, digits, infinite="all")  # an exact result: "all" digits correct
 
 
 def downcasting() -> Chapter:
