@@ -599,6 +599,7 @@ typedef struct {
 typedef struct {
     double tpos, tneg, tiny; /* overflow thresholds on |x| by sign; smallest normal */
     int ipos, ineg;          /* whether |x| == threshold overflows too */
+    int q_in_range;          /* finite x give q zero or in [2^-40, 2^60): see acc_f32_fast */
 } limits;
 
 #define MBLOCK 32768 /* fewer blocks: each costs a (serial) OpenMP region inside the kernels */
@@ -714,131 +715,282 @@ AVX2 static void acc_f32_avx2(const float *x, const float *q, int64_t n, const l
     acc_f32(x + i, q + i, n - i, l, s); /* the last few values */
 }
 
-/* Faster still, for float32 inputs whose overflow thresholds are float32 values: every test
- * in 8 float32 lanes, counts in int32 lanes, and the sums in float32 over runs of 16 values
- * (128 per run across the lanes) before they join float64 accumulators. Relative accuracy of
- * the sums: about 16 * 2^-24 per run, far below what the figures are printed with. */
+/* Faster still, for float32 inputs whose thresholds are float32 values: the tests in 8
+ * float32 lanes, and the sums in float32 over runs of 16 vectors (128 values across the
+ * lanes) before they join float64 accumulators. A run (in L1 by then) takes passes with few
+ * accumulators each, so that they all stay in registers, and no pass branches per vector.
+ * First a pass that decides, trying the kind of the last run first, then the next:
+ *   run_usual   whether every x has |x| in [2^-40, t), t below every overflow threshold,
+ *               and every |q| at least the smallest normal (or non-zero): nothing to count;
+ *   run_events  whether every |x| is in [2^-40, 2^60) and every |q| zero or in it, counting
+ *               underflows, subnormals and overflows (fp4 saturating, int8 flushing);
+ *   run_counts  whether every |x| and |q| is zero or in [2^-40, 2^60), counting those and
+ *               the non-zero x (data with zeros);
+ *   acc_f32     otherwise (NaN, inf, huge or tiny values): the run in float64, rare;
+ * then run_sums, the sums and maxima, masking the relative error of x = 0 after run_counts.
+ * In [2^-40, 2^60) no square over- or underflows float32: a non-zero error is then at
+ * least one float32 ulp of 2^-40, whose square 2^-126 is still normal, and 16 squares of
+ * errors up to 2^61 stay below 2^128. Relative accuracy of the sums: about 16 * 2^-24 per
+ * run, far below what the figures are printed with. The overflow tests are made strict
+ * (x > t) by stepping an inclusive threshold down one float32. */
 #define RUN 16
+#define AVX2FMA __attribute__((target("avx2,fma")))
+#define SUM_LO 0x2B800000 /* bits of 2^-40 */
+#define SUM_HI 0x5D800000 /* bits of 2^60 */
 
-AVX2 static void acc_f32_fast(const float *x, const float *q, int64_t n, const limits *l, sums *s) {
-    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
-    const __m256 inf = _mm256_set1_ps(INFINITY), zero = _mm256_setzero_ps();
-    const __m256 tiny = _mm256_set1_ps((float)l->tiny);
-    const __m256 tpos = _mm256_set1_ps((float)l->tpos), tneg = _mm256_set1_ps((float)l->tneg);
-    const __m256 ipos = _mm256_castsi256_ps(_mm256_set1_epi32(l->ipos ? -1 : 0));
-    const __m256 ineg = _mm256_castsi256_ps(_mm256_set1_epi32(l->ineg ? -1 : 0));
-    const int sym = l->tpos == l->tneg && l->ipos == l->ineg;
-    /* most values are unremarkable: |q| at least the smallest normal (or the smallest
-     * positive float32 when the format has no subnormals), x non-zero and below every
-     * overflow threshold. A vector of eight such values skips the event counts. */
-    const __m256 lo = _mm256_set1_ps(l->tiny > 0 ? (float)l->tiny : 0x1p-149f);
-    const __m256 tmin = _mm256_set1_ps((float)(l->tpos < l->tneg ? l->tpos : l->tneg));
-    int64_t plain = 0;
-    __m256d acc[6]; /* |e|, e^2, x^2, (unused), x*e, rel */
-    for (int k = 0; k < 6; k++) acc[k] = _mm256_setzero_pd();
-    __m256 amax = zero, rmax = zero, xmaxv = zero;
-    __m256i c_nan = _mm256_setzero_si256(), c_inf = c_nan, c_pair = c_nan, c_rel = c_nan;
-    __m256i c_nonfin = c_nan, c_under = c_nan, c_sub = c_nan, c_over = c_nan;
-    int64_t i = 0;
-    while (i + 8 <= n) {
-        __m256 f[6];
-        for (int k = 0; k < 6; k++) f[k] = zero;
-        for (int r = 0; r < RUN && i + 8 <= n; r++, i += 8) {
-            __m256 xv = _mm256_loadu_ps(x + i), qv = _mm256_loadu_ps(q + i);
-            __m256 ax = _mm256_and_ps(xv, absmask), aq = _mm256_and_ps(qv, absmask);
-            __m256 finx = _mm256_cmp_ps(ax, inf, _CMP_LT_OQ), finq = _mm256_cmp_ps(aq, inf, _CMP_LT_OQ);
-            __m256 pair = _mm256_and_ps(finx, finq);
-            __m256 nzx = _mm256_and_ps(pair, _mm256_cmp_ps(xv, zero, _CMP_NEQ_OQ));
-            __m256 e = _mm256_and_ps(_mm256_sub_ps(qv, xv), pair); /* signed error */
-            __m256 d = _mm256_and_ps(e, absmask);
-            __m256 xm = _mm256_and_ps(xv, pair);
-            f[0] = _mm256_add_ps(f[0], d);
-            f[1] = _mm256_add_ps(f[1], _mm256_mul_ps(d, d));
-            f[2] = _mm256_add_ps(f[2], _mm256_mul_ps(xm, xm));
-            f[4] = _mm256_add_ps(f[4], _mm256_mul_ps(xm, e)); /* sum x*e: xq and qq follow */
-            __m256 rel = _mm256_and_ps(_mm256_div_ps(d, ax), nzx);
-            f[5] = _mm256_add_ps(f[5], rel);
-            amax = _mm256_max_ps(amax, d);
-            rmax = _mm256_max_ps(rmax, rel);
-            xmaxv = _mm256_max_ps(xmaxv, _mm256_and_ps(ax, finx));
-            __m256 usual = _mm256_and_ps(
-                _mm256_and_ps(_mm256_cmp_ps(aq, lo, _CMP_GE_OQ), _mm256_cmp_ps(ax, tmin, _CMP_LT_OQ)),
-                _mm256_cmp_ps(ax, zero, _CMP_GT_OQ));
-            if (_mm256_movemask_ps(usual) == 0xFF) {
-                plain += 8; /* finite pairs with x != 0, and no event */
-                continue;
-            }
-#define COUNT(c, m) c = _mm256_sub_epi32(c, _mm256_castps_si256(m))
-            COUNT(c_pair, pair);
-            COUNT(c_rel, nzx);
-            COUNT(c_nan, _mm256_cmp_ps(xv, xv, _CMP_UNORD_Q));
-            COUNT(c_inf, _mm256_cmp_ps(ax, inf, _CMP_EQ_OQ));
-            COUNT(c_nonfin, _mm256_andnot_ps(finq, finx));
-            COUNT(c_under, _mm256_and_ps(nzx, _mm256_cmp_ps(qv, zero, _CMP_EQ_OQ)));
-            COUNT(c_sub, _mm256_and_ps(_mm256_cmp_ps(qv, zero, _CMP_NEQ_OQ),
-                                       _mm256_cmp_ps(aq, tiny, _CMP_LT_OQ)));
-            __m256 t = tpos, inc = ipos;
-            if (!sym) {
-                __m256 negx = _mm256_cmp_ps(xv, zero, _CMP_LT_OQ);
-                t = _mm256_blendv_ps(tpos, tneg, negx);
-                inc = _mm256_blendv_ps(ipos, ineg, negx);
-            }
-            __m256 beyond = _mm256_or_ps(_mm256_cmp_ps(ax, t, _CMP_GT_OQ),
-                                         _mm256_and_ps(inc, _mm256_cmp_ps(ax, t, _CMP_EQ_OQ)));
-            COUNT(c_over, _mm256_and_ps(finx, beyond));
-#undef COUNT
-        }
-        for (int k = 0; k < 6; k++) {
-            if (k == 3) continue;
-            __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(f[k]));
-            __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(f[k], 1));
-            acc[k] = _mm256_add_pd(acc[k], _mm256_add_pd(lo, hi));
-        }
-    }
-    double lanes[4];
-    float fl[8];
-    int32_t il[8];
-    double sum6[6];
-    for (int k = 0; k < 6; k++) {
-        _mm256_storeu_pd(lanes, acc[k]);
-        sum6[k] = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-    }
-    /* q = x + e: sum q*x = sum x^2 + sum x*e, sum q^2 = sum x^2 + 2 sum x*e + sum e^2 */
-    s->abs_sum += sum6[0];
-    s->sq_err += sum6[1];
-    s->xx += sum6[2];
-    s->xq += sum6[2] + sum6[4];
-    s->qq += sum6[2] + 2 * sum6[4] + sum6[1];
-    s->rel_sum += sum6[5];
-    _mm256_storeu_ps(fl, amax);
-    for (int k = 0; k < 8; k++) s->abs_max = fl[k] > s->abs_max ? fl[k] : s->abs_max;
-    _mm256_storeu_ps(fl, rmax);
-    for (int k = 0; k < 8; k++) s->rel_max = fl[k] > s->rel_max ? fl[k] : s->rel_max;
-    _mm256_storeu_ps(fl, xmaxv);
-    for (int k = 0; k < 8; k++) s->xmax = fl[k] > s->xmax ? fl[k] : s->xmax;
-#define FOLD(c, field)                                                                         \
-    do {                                                                                       \
-        _mm256_storeu_si256((__m256i *)il, c);                                                 \
-        for (int k = 0; k < 8; k++) s->field += il[k];                                         \
-    } while (0)
-    FOLD(c_nan, nan);
-    FOLD(c_inf, inf);
-    FOLD(c_pair, count);
-    FOLD(c_rel, rel_count);
-    s->count += plain;
-    s->rel_count += plain;
-    FOLD(c_nonfin, nonfinite);
-    FOLD(c_under, underflow);
-    FOLD(c_sub, subnormal);
-    FOLD(c_over, overflow);
-#undef FOLD
-    acc_f32(x + i, q + i, n - i, l, s); /* the last few values */
+static float strict_f32(double t, int inclusive) {
+    if (t > 3.4028234663852886e38) return INFINITY; /* beyond every finite float32 */
+    float f = (float)t;
+    return inclusive ? nextafterf(f, 0.0f) : f;
 }
 
-/* the float32 compare gives the float64 answer for float32 inputs */
-static int f32_threshold_ok(double t) {
-    float f = (float)t;
-    return (double)f == t || t > 3.4028234663852886e38;
+/* the float32 compares give the float64 answers: thresholds are float32 values (or lie
+ * beyond every float32), and an inclusive threshold is not zero */
+static int fast32_ok(const limits *l) {
+    int pos = (double)(float)l->tpos == l->tpos || l->tpos > 3.4028234663852886e38;
+    int neg = (double)(float)l->tneg == l->tneg || l->tneg > 3.4028234663852886e38;
+    return pos && neg && !(l->ipos && l->tpos == 0) && !(l->ineg && l->tneg == 0) &&
+           (double)(float)l->tiny == l->tiny;
+}
+
+typedef struct {
+    float lo, opos, oneg, tiny; /* |q| >= lo is usual; x > opos or x < oneg overflows */
+    int32_t usual_hi;           /* bits of t: |x| in [2^-40, t) is usual */
+    int sym, sub, check_q;      /* for run_events */
+} fast_limits;
+
+typedef struct {
+    __m256d sum[5]; /* |e|, e^2, x^2, x*e, rel */
+    __m256 amax, rmax, xmax;
+    int64_t count[4]; /* x non-zero, underflow, subnormal, overflow */
+} fast_acc;
+
+/* lanes whose bits b (of |v|) lie in [lo, hi): b - lo below hi - lo, unsigned, which is a
+ * signed compare once both sides have their top bit flipped (adding 2^31 flips it) */
+static inline AVX2 __m256i in_bits(__m256i b, int32_t lo, int32_t hi) {
+    __m256i u = _mm256_add_epi32(b, _mm256_set1_epi32((int32_t)(0x80000000u - (uint32_t)lo)));
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)((uint32_t)(hi - lo) ^ 0x80000000u)), u);
+}
+
+static inline AVX2 int64_t hsum_epi32(__m256i v) {
+    int32_t l[8];
+    _mm256_storeu_si256((__m256i *)l, v);
+    return (int64_t)l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7];
+}
+
+static inline AVX2 int run_usual(const float *x, const float *q, int nvec, const fast_limits *k) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    const __m256 lo = _mm256_set1_ps(k->lo);
+    __m256 all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    for (int v = 0; v < nvec; v++) {
+        __m256 ax = _mm256_and_ps(_mm256_loadu_ps(x + 8 * v), absmask);
+        __m256 aq = _mm256_and_ps(_mm256_loadu_ps(q + 8 * v), absmask);
+        __m256i ux = in_bits(_mm256_castps_si256(ax), SUM_LO, k->usual_hi);
+        all = _mm256_and_ps(all, _mm256_and_ps(_mm256_cmp_ps(aq, lo, _CMP_GE_OQ), _mm256_castsi256_ps(ux)));
+    }
+    return _mm256_movemask_ps(all) == 0xFF;
+}
+
+/* whether every lane of lo (smallest bits - 1 of non-zero values, zero wrapping to the top)
+ * and hi (largest bits) admits only zero or [2^-40, 2^60) */
+static inline AVX2 int bits_in_sum_range(__m256i lo, __m256i hi) {
+    const __m256i lmin = _mm256_set1_epi32(SUM_LO - 1), hmax = _mm256_set1_epi32(SUM_HI - 1);
+    __m256i ok = _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(lo, lmin), lo),
+                                  _mm256_cmpeq_epi32(_mm256_min_epu32(hi, hmax), hi));
+    return _mm256_movemask_ps(_mm256_castsi256_ps(ok)) == 0xFF;
+}
+
+/* the common run with events (fp4 saturating, int8 flushing to zero): every |x| in
+ * [2^-40, 2^60), so no x is zero and every relative error counts, and every |q| zero or in
+ * that range. Counts underflows (q = 0), subnormals (0 < |q| < tiny) and overflows into c
+ * when the run is such; returns whether it is. Specialised on constants: SYM (one overflow
+ * threshold for both signs), SUB (the format has subnormals), CHECK_Q (q may leave the
+ * range: NaN or inf on overflow, or values beyond it in the format). */
+static inline __attribute__((always_inline)) AVX2 int run_events_t(
+    const float *x, const float *q, int nvec, const fast_limits *k, int64_t c[4], const int sym,
+    const int sub, const int check_q) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    const __m256 zero = _mm256_setzero_ps(), lo = _mm256_set1_ps(k->lo);
+    const __m256 opos = _mm256_set1_ps(k->opos), oneg = _mm256_set1_ps(k->oneg);
+    const __m256i one = _mm256_set1_epi32(1);
+    __m256i c_us = _mm256_setzero_si256(), c_o = c_us; /* q = 0 | |q| < lo (16-bit halves) */
+    __m256i xin = _mm256_set1_epi32(-1), qlo = xin, qhi = c_us;
+    for (int v = 0; v < nvec; v++) {
+        __m256 xv = _mm256_loadu_ps(x + 8 * v);
+        __m256 ax = _mm256_and_ps(xv, absmask), aq = _mm256_and_ps(_mm256_loadu_ps(q + 8 * v), absmask);
+        xin = _mm256_and_si256(xin, in_bits(_mm256_castps_si256(ax), SUM_LO, SUM_HI));
+        if (check_q) {
+            __m256i bq = _mm256_castps_si256(aq);
+            qlo = _mm256_min_epu32(qlo, _mm256_sub_epi32(bq, one));
+            qhi = _mm256_max_epu32(qhi, bq);
+        }
+        __m256 under = _mm256_cmp_ps(aq, zero, _CMP_EQ_OQ);
+        if (sub) {
+            __m256 small = _mm256_cmp_ps(aq, lo, _CMP_LT_OQ);
+            c_us = _mm256_sub_epi16(c_us, _mm256_blend_epi16(_mm256_castps_si256(under), _mm256_castps_si256(small), 0xAA));
+        } else {
+            c_us = _mm256_sub_epi32(c_us, _mm256_castps_si256(under));
+        }
+        __m256 over = sym ? _mm256_cmp_ps(ax, opos, _CMP_GT_OQ)
+                          : _mm256_or_ps(_mm256_cmp_ps(xv, opos, _CMP_GT_OQ), _mm256_cmp_ps(xv, oneg, _CMP_LT_OQ));
+        c_o = _mm256_sub_epi32(c_o, _mm256_castps_si256(over));
+    }
+    if (_mm256_movemask_ps(_mm256_castsi256_ps(xin)) != 0xFF) return 0;
+    if (check_q && !bits_in_sum_range(qlo, qhi)) return 0;
+    int64_t under = sub ? hsum_epi32(_mm256_and_si256(c_us, _mm256_set1_epi32(0xFFFF))) : hsum_epi32(c_us);
+    int64_t small = sub ? hsum_epi32(_mm256_srli_epi32(c_us, 16)) : under;
+    c[0] += 8 * nvec;
+    c[1] += under;
+    c[2] += small - under; /* below lo = tiny, and not zero: subnormal */
+    c[3] += hsum_epi32(c_o);
+    return 1;
+}
+
+static AVX2 int run_events(const float *x, const float *q, int nvec, const fast_limits *k, int64_t c[4]) {
+    switch (k->sym << 2 | k->sub << 1 | k->check_q) {
+#define CASE(n) case n: return run_events_t(x, q, nvec, k, c, (n) >> 2, ((n) >> 1) & 1, (n) & 1);
+        CASE(0) CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7)
+#undef CASE
+    }
+    return 0;
+}
+
+/* counts into c (added only when the run is in range); returns whether it is */
+static inline AVX2 int run_counts(const float *x, const float *q, int nvec, const fast_limits *k,
+                                  int64_t c[4]) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    const __m256 zero = _mm256_setzero_ps(), tiny = _mm256_set1_ps(k->tiny);
+    const __m256 opos = _mm256_set1_ps(k->opos), oneg = _mm256_set1_ps(k->oneg);
+    const __m256i one = _mm256_set1_epi32(1);
+    /* two counts in the 16-bit halves of each 32-bit lane: at most 16 each per run */
+    __m256i c_nu = _mm256_setzero_si256(), c_so = c_nu;
+    /* smallest non-zero bits (b - 1 unsigned: zero wraps to the top) and largest bits */
+    __m256i lo = _mm256_set1_epi32(-1), hi = _mm256_setzero_si256();
+    for (int v = 0; v < nvec; v++) {
+        __m256 xv = _mm256_loadu_ps(x + 8 * v);
+        __m256 ax = _mm256_and_ps(xv, absmask), aq = _mm256_and_ps(_mm256_loadu_ps(q + 8 * v), absmask);
+        __m256i bx = _mm256_castps_si256(ax), bq = _mm256_castps_si256(aq);
+        lo = _mm256_min_epu32(lo, _mm256_min_epu32(_mm256_sub_epi32(bx, one), _mm256_sub_epi32(bq, one)));
+        hi = _mm256_max_epu32(hi, _mm256_max_epu32(bx, bq));
+        __m256 nzx = _mm256_cmp_ps(ax, zero, _CMP_GT_OQ);
+        __m256 under = _mm256_and_ps(nzx, _mm256_cmp_ps(aq, zero, _CMP_EQ_OQ));
+        __m256 sub = _mm256_and_ps(_mm256_cmp_ps(aq, zero, _CMP_GT_OQ), _mm256_cmp_ps(aq, tiny, _CMP_LT_OQ));
+        __m256 over = _mm256_or_ps(_mm256_cmp_ps(xv, opos, _CMP_GT_OQ), _mm256_cmp_ps(xv, oneg, _CMP_LT_OQ));
+        c_nu = _mm256_sub_epi16(c_nu, _mm256_blend_epi16(_mm256_castps_si256(nzx), _mm256_castps_si256(under), 0xAA));
+        c_so = _mm256_sub_epi16(c_so, _mm256_blend_epi16(_mm256_castps_si256(sub), _mm256_castps_si256(over), 0xAA));
+    }
+    if (!bits_in_sum_range(lo, hi)) return 0;
+    int32_t nu[8], so[8];
+    _mm256_storeu_si256((__m256i *)nu, c_nu);
+    _mm256_storeu_si256((__m256i *)so, c_so);
+    for (int j = 0; j < 8; j++) {
+        c[0] += nu[j] & 0xFFFF;
+        c[1] += (uint32_t)nu[j] >> 16;
+        c[2] += so[j] & 0xFFFF;
+        c[3] += (uint32_t)so[j] >> 16;
+    }
+    return 1;
+}
+
+/* MASKED: a run with events, where x may be zero (its relative error is left out) */
+static inline __attribute__((always_inline)) AVX2FMA void run_sums(const float *x, const float *q,
+                                                                   int nvec, const int masked,
+                                                                   fast_acc *a) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 f_abs = zero, f_sq = zero, f_xx = zero, f_xe = zero, f_rel = zero;
+    __m256 amax = a->amax, rmax = a->rmax, xmax = a->xmax;
+    for (int v = 0; v < nvec; v++) {
+        __m256 xv = _mm256_loadu_ps(x + 8 * v), qv = _mm256_loadu_ps(q + 8 * v);
+        __m256 ax = _mm256_and_ps(xv, absmask);
+        __m256 e = _mm256_sub_ps(qv, xv), d = _mm256_and_ps(e, absmask);
+        __m256 rel = _mm256_div_ps(d, ax);
+        if (masked) rel = _mm256_and_ps(rel, _mm256_cmp_ps(ax, zero, _CMP_GT_OQ));
+        f_abs = _mm256_add_ps(f_abs, d);
+        f_sq = _mm256_fmadd_ps(e, e, f_sq);
+        f_xx = _mm256_fmadd_ps(xv, xv, f_xx);
+        f_xe = _mm256_fmadd_ps(xv, e, f_xe);
+        f_rel = _mm256_add_ps(f_rel, rel);
+        amax = _mm256_max_ps(amax, d);
+        rmax = _mm256_max_ps(rmax, rel);
+        xmax = _mm256_max_ps(xmax, ax);
+    }
+    a->amax = amax;
+    a->rmax = rmax;
+    a->xmax = xmax;
+    __m256 f[5] = {f_abs, f_sq, f_xx, f_xe, f_rel};
+    for (int j = 0; j < 5; j++) {
+        __m256d lo4 = _mm256_cvtps_pd(_mm256_castps256_ps128(f[j]));
+        __m256d hi4 = _mm256_cvtps_pd(_mm256_extractf128_ps(f[j], 1));
+        a->sum[j] = _mm256_add_pd(a->sum[j], _mm256_add_pd(lo4, hi4));
+    }
+}
+
+AVX2FMA static void acc_f32_fast(const float *x, const float *q, int64_t n, const limits *l, sums *s) {
+    fast_limits k;
+    k.tiny = (float)l->tiny;
+    k.lo = l->tiny > 0 ? (float)l->tiny : 0x1p-149f;
+    float tp = strict_f32(l->tpos, l->ipos), tn = strict_f32(l->tneg, l->ineg);
+    k.opos = tp;
+    k.oneg = -tn;
+    float tm = tp < tn ? tp : tn;
+    tm = tm < 0x1p60f ? tm : 0x1p60f;
+    memcpy(&k.usual_hi, &tm, sizeof k.usual_hi);
+    k.usual_hi = k.usual_hi > SUM_LO ? k.usual_hi : SUM_LO; /* an empty range: none usual */
+    k.sym = tp == tn;
+    k.sub = l->tiny > 0;
+    k.check_q = !l->q_in_range;
+    fast_acc a;
+    memset(&a, 0, sizeof a);
+    int64_t plain = 0, pairs = 0, i = 0;
+    enum { USUAL, EVENTS, COUNTS } last = USUAL; /* the kind of the last run: tried first */
+    while (i + 8 <= n) {
+        int nvec = (int)((n - i) / 8 < RUN ? (n - i) / 8 : RUN);
+        const float *xr = x + i, *qr = q + i;
+        int64_t events = a.count[1] + a.count[2] + a.count[3], nonzero = a.count[0];
+        if (last == USUAL && run_usual(xr, qr, nvec, &k)) {
+            run_sums(xr, qr, nvec, 0, &a);
+            plain += 8 * nvec;
+        } else if (last != COUNTS && run_events(xr, qr, nvec, &k, a.count)) {
+            run_sums(xr, qr, nvec, 0, &a);
+            pairs += 8 * nvec;
+            last = a.count[1] + a.count[2] + a.count[3] == events ? USUAL : EVENTS;
+        } else if (run_counts(xr, qr, nvec, &k, a.count)) {
+            run_sums(xr, qr, nvec, 1, &a);
+            pairs += 8 * nvec;
+            last = a.count[0] - nonzero == 8 * nvec ? EVENTS : COUNTS; /* whether zeros came */
+        } else {
+            acc_f32(xr, qr, 8 * nvec, l, s);
+            last = COUNTS;
+        }
+        i += 8 * nvec;
+    }
+    double lanes[4], sum5[5];
+    float fl[8];
+    for (int j = 0; j < 5; j++) {
+        _mm256_storeu_pd(lanes, a.sum[j]);
+        sum5[j] = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    }
+    /* q = x + e: sum q*x = sum x^2 + sum x*e, sum q^2 = sum x^2 + 2 sum x*e + sum e^2 */
+    s->abs_sum += sum5[0];
+    s->sq_err += sum5[1];
+    s->xx += sum5[2];
+    s->xq += sum5[2] + sum5[3];
+    s->qq += sum5[2] + 2 * sum5[3] + sum5[1];
+    s->rel_sum += sum5[4];
+    _mm256_storeu_ps(fl, a.amax);
+    for (int j = 0; j < 8; j++) s->abs_max = fl[j] > s->abs_max ? fl[j] : s->abs_max;
+    _mm256_storeu_ps(fl, a.rmax);
+    for (int j = 0; j < 8; j++) s->rel_max = fl[j] > s->rel_max ? fl[j] : s->rel_max;
+    _mm256_storeu_ps(fl, a.xmax);
+    for (int j = 0; j < 8; j++) s->xmax = fl[j] > s->xmax ? fl[j] : s->xmax;
+    /* a usual run holds finite pairs only, each with x non-zero */
+    s->count += plain + pairs;
+    s->rel_count += plain + a.count[0];
+    s->underflow += a.count[1];
+    s->subnormal += a.count[2];
+    s->overflow += a.count[3];
+    acc_f32(x + i, q + i, n - i, l, s); /* the last few values */
 }
 
 static void merge(sums *a, const sums *b) {
@@ -867,8 +1019,7 @@ static void run_metrics(long kind, const void *src, int64_t n, const params *p, 
     memset(total, 0, sizeof *total);
     /* float32 lanes answer the threshold tests exactly when the thresholds are float32 values
      * (or lie beyond every float32); the tiny threshold likewise */
-    int fast32 = f32_threshold_ok(l->tpos) && f32_threshold_ok(l->tneg) &&
-                 (double)(float)l->tiny == l->tiny;
+    int fast32 = fast32_ok(l);
 #pragma omp parallel if (n > THREADS_FROM)
     {
         sums s;
@@ -887,7 +1038,7 @@ static void run_metrics(long kind, const void *src, int64_t n, const params *p, 
                 if (kind == 32) {
                     const float *x = (const float *)src + start;
                     run_quantize(32, x, buf, len, &lp);
-                    if (use_avx2 && fast32 && __builtin_cpu_supports("avx2"))
+                    if (use_avx2 && fast32 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
                         acc_f32_fast(x, (const float *)buf, len, l, &s);
                     else if (use_avx2 && __builtin_cpu_supports("avx2"))
                         acc_f32_avx2(x, (const float *)buf, len, l, &s);
@@ -920,6 +1071,8 @@ static PyObject *py_metrics(PyObject *self, PyObject *const *args, Py_ssize_t na
     if (parse_params(args[3], args[4], args[5], &p) < 0) return NULL;
     limits l;
     if (!PyArg_ParseTuple(args[6], "dpdpd", &l.tpos, &l.ipos, &l.tneg, &l.ineg, &l.tiny)) return NULL;
+    /* saturating (or integer) formats whose non-zero values all lie in [2^-40, 2^60) */
+    l.q_in_range = (p.is_int || p.sat) && p.maxv < 0x1p60 && p.v1 >= 0x1p-40;
     sums t;
     Py_BEGIN_ALLOW_THREADS
     run_metrics(kind, src, n, &p, &l, &t);
