@@ -347,110 +347,128 @@ DEFINE_LEAN(lean_int_f32, lean_int)
 #define BLEND(a, b, m) _mm256_blendv_ps((a), (b), (m)) /* m ? b : a */
 #define PS(x) _mm256_castsi256_ps(x)
 
-AVX2 static void lean_float_avx2(const float *src, float *dst, int64_t n, const params *p) {
-    const lean k0 = lean_of(p);
-    int64_t blocks = n / 8;
-#pragma omp parallel if (n > THREADS_FROM)
-    {
-        const lean k = k0;
-        const __m256i absmask = _mm256_set1_epi32(0x7FFFFFFF), infbits = _mm256_set1_epi32(0x7F800000);
-        const __m256i add = _mm256_set1_epi32((int)k.add), lsb = _mm256_set1_epi32((int)k.lsb);
-        const __m256i mask = _mm256_set1_epi32((int)k.mask);
-        const __m128i shift = _mm_cvtsi32_si128(k.shift);
-        const __m256 magic = _mm256_set1_ps(k.magic), thresh = _mm256_set1_ps(k.thresh);
-        const __m256 maxv = _mm256_set1_ps(k.maxv), ovf = _mm256_set1_ps(k.ovf);
-        const __m256 tiny = _mm256_set1_ps(k.tiny), zero = _mm256_setzero_ps();
-        const __m256 nan_out = _mm256_set1_ps(k.nan_out);
-        const __m256 pos_inf = _mm256_set1_ps(k.pos_inf), neg_inf = _mm256_set1_ps(k.neg_inf);
-#pragma omp for schedule(static)
-        for (int64_t b = 0; b < blocks; b++) {
-            __m256i bits = _mm256_loadu_si256((const __m256i *)(src + 8 * b));
-            __m256i abits = _mm256_and_si256(bits, absmask);
-            __m256i sign = _mm256_xor_si256(bits, abits);
-            __m256i lo = _mm256_and_si256(_mm256_srl_epi32(abits, shift), lsb);
-            __m256i r = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(abits, add), lo), mask);
-            __m256 a = PS(abits);
-            __m256 m = _mm256_sub_ps(_mm256_add_ps(a, magic), magic);
-            __m256 mag = BLEND(PS(r), m, _mm256_cmp_ps(a, thresh, _CMP_LT_OQ));
-            if (k.flush) mag = BLEND(mag, zero, _mm256_cmp_ps(mag, tiny, _CMP_LT_OQ));
-            mag = BLEND(mag, ovf, _mm256_cmp_ps(mag, maxv, _CMP_GT_OQ));
-            __m256 sg = PS(sign);
-            if (!k.neg_zero) sg = _mm256_and_ps(sg, _mm256_cmp_ps(mag, zero, _CMP_NEQ_UQ));
-            __m256 out = _mm256_or_ps(mag, sg);
-            out = BLEND(out, nan_out, PS(_mm256_cmpgt_epi32(abits, infbits)));
-            if (!k.inf_is_ovf) {
-                __m256 inf = PS(_mm256_cmpeq_epi32(abits, infbits));
-                __m256 neg = PS(_mm256_srai_epi32(bits, 31));
-                out = BLEND(out, BLEND(pos_inf, neg_inf, neg), inf);
-            }
-            _mm256_storeu_ps(dst + 8 * b, out);
-        }
-    }
-    for (int64_t i = blocks * 8; i < n; i++) dst[i] = q32(src[i], p, RNE, (uint64_t)i);
+/* their constants as vectors, built once per call */
+typedef struct {
+    __m256i absmask, infbits, add, lsb, mask, half, expmask;
+    __m128i shift;
+    __m256 magic, thresh, maxv, ovf, tiny, zero, nan_out, pos_inf, neg_inf; /* float */
+    __m256 two23, imax, imin;                                                 /* int */
+    __m256 v1, v1_mid, v1_next, min_normal, neg_out;                          /* pow2 */
+    int flush, neg_zero, inf_is_ovf;
+} lean_avx2;
+
+AVX2 static lean_avx2 lean_avx2_of(const params *p) {
+    const lean k = lean_of(p);
+    lean_avx2 c;
+    c.absmask = _mm256_set1_epi32(0x7FFFFFFF);
+    c.infbits = _mm256_set1_epi32(0x7F800000);
+    c.add = _mm256_set1_epi32((int)k.add);
+    c.lsb = _mm256_set1_epi32((int)k.lsb);
+    c.mask = _mm256_set1_epi32((int)k.mask);
+    c.half = _mm256_set1_epi32(0x400000);
+    c.expmask = _mm256_set1_epi32((int)0xFF800000u);
+    c.shift = _mm_cvtsi32_si128(k.shift);
+    c.magic = _mm256_set1_ps(k.magic);
+    c.thresh = _mm256_set1_ps(k.thresh);
+    c.maxv = _mm256_set1_ps(k.maxv);
+    c.ovf = _mm256_set1_ps(k.ovf);
+    c.tiny = _mm256_set1_ps(k.tiny);
+    c.zero = _mm256_setzero_ps();
+    c.nan_out = _mm256_set1_ps(k.nan_out);
+    c.pos_inf = _mm256_set1_ps(k.pos_inf);
+    c.neg_inf = _mm256_set1_ps(k.neg_inf);
+    c.two23 = _mm256_set1_ps(0x1p23f);
+    c.imax = _mm256_set1_ps(k.imax);
+    c.imin = _mm256_set1_ps(k.imin);
+    c.v1 = _mm256_set1_ps(k.v1);
+    c.v1_mid = _mm256_set1_ps(k.v1_mid);
+    c.v1_next = _mm256_set1_ps(k.v1_next);
+    c.min_normal = _mm256_set1_ps(0x1p-126f);
+    c.neg_out = _mm256_set1_ps(k.neg_out);
+    c.flush = k.flush;
+    c.neg_zero = k.neg_zero;
+    c.inf_is_ovf = k.inf_is_ovf;
+    return c;
 }
 
-AVX2 static void lean_int_avx2(const float *src, float *dst, int64_t n, const params *p) {
-    const lean k0 = lean_of(p);
-    int64_t blocks = n / 8;
-#pragma omp parallel if (n > THREADS_FROM)
-    {
-        const lean k = k0;
-        const __m256i absmask = _mm256_set1_epi32(0x7FFFFFFF), infbits = _mm256_set1_epi32(0x7F800000);
-        const __m256 two23 = _mm256_set1_ps(0x1p23f), zero = _mm256_setzero_ps();
-        const __m256 imax = _mm256_set1_ps(k.imax), imin = _mm256_set1_ps(k.imin);
-        const __m256 nan_out = _mm256_set1_ps(k.nan_out);
-#pragma omp for schedule(static)
-        for (int64_t b = 0; b < blocks; b++) {
-            __m256i bits = _mm256_loadu_si256((const __m256i *)(src + 8 * b));
-            __m256i abits = _mm256_and_si256(bits, absmask);
-            __m256 a = PS(abits);
-            __m256 m = _mm256_sub_ps(_mm256_add_ps(a, two23), two23);
-            __m256 mag = BLEND(a, m, _mm256_cmp_ps(a, two23, _CMP_LT_OQ));
-            __m256 v = _mm256_or_ps(mag, PS(_mm256_xor_si256(bits, abits)));
-            v = BLEND(v, imax, _mm256_cmp_ps(v, imax, _CMP_GT_OQ));
-            v = BLEND(v, imin, _mm256_cmp_ps(v, imin, _CMP_LT_OQ));
-            v = _mm256_add_ps(v, zero); /* -0 becomes +0 */
-            v = BLEND(v, nan_out, PS(_mm256_cmpgt_epi32(abits, infbits)));
-            _mm256_storeu_ps(dst + 8 * b, v);
-        }
+/* signed formats with subnormals */
+static inline __attribute__((always_inline)) AVX2 __m256 lq_float(__m256i bits, const lean_avx2 *c) {
+    __m256i abits = _mm256_and_si256(bits, c->absmask);
+    __m256i sign = _mm256_xor_si256(bits, abits);
+    __m256i lo = _mm256_and_si256(_mm256_srl_epi32(abits, c->shift), c->lsb);
+    __m256i r = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(abits, c->add), lo), c->mask);
+    __m256 a = PS(abits);
+    __m256 m = _mm256_sub_ps(_mm256_add_ps(a, c->magic), c->magic);
+    __m256 mag = BLEND(PS(r), m, _mm256_cmp_ps(a, c->thresh, _CMP_LT_OQ));
+    if (c->flush) mag = BLEND(mag, c->zero, _mm256_cmp_ps(mag, c->tiny, _CMP_LT_OQ));
+    mag = BLEND(mag, c->ovf, _mm256_cmp_ps(mag, c->maxv, _CMP_GT_OQ));
+    __m256 sg = PS(sign);
+    if (!c->neg_zero) sg = _mm256_and_ps(sg, _mm256_cmp_ps(mag, c->zero, _CMP_NEQ_UQ));
+    __m256 out = _mm256_or_ps(mag, sg);
+    out = BLEND(out, c->nan_out, PS(_mm256_cmpgt_epi32(abits, c->infbits)));
+    if (!c->inf_is_ovf) {
+        __m256 inf = PS(_mm256_cmpeq_epi32(abits, c->infbits));
+        __m256 neg = PS(_mm256_srai_epi32(bits, 31));
+        out = BLEND(out, BLEND(c->pos_inf, c->neg_inf, neg), inf);
     }
-    for (int64_t i = blocks * 8; i < n; i++) dst[i] = q32(src[i], p, RNE, (uint64_t)i);
+    return out;
 }
 
-AVX2 static void lean_pow2_avx2(const float *src, float *dst, int64_t n, const params *p) {
-    const lean k0 = lean_of(p);
-    int64_t blocks = n / 8;
-#pragma omp parallel if (n > THREADS_FROM)
-    {
-        const lean k = k0;
-        const __m256i absmask = _mm256_set1_epi32(0x7FFFFFFF), infbits = _mm256_set1_epi32(0x7F800000);
-        const __m256i half = _mm256_set1_epi32(0x400000), expmask = _mm256_set1_epi32((int)0xFF800000u);
-        const __m256 v1 = _mm256_set1_ps(k.v1), v1_mid = _mm256_set1_ps(k.v1_mid);
-        const __m256 v1_next = _mm256_set1_ps(k.v1_next), min_normal = _mm256_set1_ps(0x1p-126f);
-        const __m256 maxv = _mm256_set1_ps(k.maxv), ovf = _mm256_set1_ps(k.ovf);
-        const __m256 neg_out = _mm256_set1_ps(k.neg_out), nan_out = _mm256_set1_ps(k.nan_out);
-        const __m256 pos_inf = _mm256_set1_ps(k.pos_inf), neg_inf = _mm256_set1_ps(k.neg_inf);
-        const __m256 zero = _mm256_setzero_ps();
-#pragma omp for schedule(static)
-        for (int64_t b = 0; b < blocks; b++) {
-            __m256i bits = _mm256_loadu_si256((const __m256i *)(src + 8 * b));
-            __m256i abits = _mm256_and_si256(bits, absmask);
-            __m256 a = PS(abits);
-            __m256 r = PS(_mm256_and_si256(_mm256_add_epi32(abits, half), expmask));
-            __m256 sub = BLEND(v1, v1_next, _mm256_cmp_ps(a, v1_mid, _CMP_GE_OQ));
-            __m256 mag = BLEND(r, sub, _mm256_cmp_ps(a, min_normal, _CMP_LT_OQ));
-            mag = BLEND(mag, v1, _mm256_cmp_ps(a, v1, _CMP_LT_OQ));
-            mag = BLEND(mag, ovf, _mm256_cmp_ps(mag, maxv, _CMP_GT_OQ));
-            __m256 neg = PS(_mm256_srai_epi32(bits, 31));
-            __m256 out = BLEND(mag, neg_out, _mm256_and_ps(neg, _mm256_cmp_ps(a, zero, _CMP_NEQ_UQ)));
-            __m256 inf = PS(_mm256_cmpeq_epi32(abits, infbits));
-            out = BLEND(out, BLEND(pos_inf, neg_inf, neg), inf);
-            out = BLEND(out, nan_out, PS(_mm256_cmpgt_epi32(abits, infbits)));
-            _mm256_storeu_ps(dst + 8 * b, out);
-        }
-    }
-    for (int64_t i = blocks * 8; i < n; i++) dst[i] = q32(src[i], p, RNE, (uint64_t)i);
+/* integers of up to 24 bits, saturating */
+static inline __attribute__((always_inline)) AVX2 __m256 lq_int(__m256i bits, const lean_avx2 *c) {
+    __m256i abits = _mm256_and_si256(bits, c->absmask);
+    __m256 a = PS(abits);
+    __m256 m = _mm256_sub_ps(_mm256_add_ps(a, c->two23), c->two23);
+    __m256 mag = BLEND(a, m, _mm256_cmp_ps(a, c->two23, _CMP_LT_OQ));
+    __m256 v = _mm256_or_ps(mag, PS(_mm256_xor_si256(bits, abits)));
+    v = BLEND(v, c->imax, _mm256_cmp_ps(v, c->imax, _CMP_GT_OQ));
+    v = BLEND(v, c->imin, _mm256_cmp_ps(v, c->imin, _CMP_LT_OQ));
+    v = _mm256_add_ps(v, c->zero); /* -0 becomes +0 */
+    return BLEND(v, c->nan_out, PS(_mm256_cmpgt_epi32(abits, c->infbits)));
 }
+
+/* unsigned powers of two without zero (float8_e8m0fnu): ties go up */
+static inline __attribute__((always_inline)) AVX2 __m256 lq_pow2(__m256i bits, const lean_avx2 *c) {
+    __m256i abits = _mm256_and_si256(bits, c->absmask);
+    __m256 a = PS(abits);
+    __m256 r = PS(_mm256_and_si256(_mm256_add_epi32(abits, c->half), c->expmask));
+    __m256 sub = BLEND(c->v1, c->v1_next, _mm256_cmp_ps(a, c->v1_mid, _CMP_GE_OQ));
+    __m256 mag = BLEND(r, sub, _mm256_cmp_ps(a, c->min_normal, _CMP_LT_OQ));
+    mag = BLEND(mag, c->v1, _mm256_cmp_ps(a, c->v1, _CMP_LT_OQ));
+    mag = BLEND(mag, c->ovf, _mm256_cmp_ps(mag, c->maxv, _CMP_GT_OQ));
+    __m256 neg = PS(_mm256_srai_epi32(bits, 31));
+    __m256 out = BLEND(mag, c->neg_out, _mm256_and_ps(neg, _mm256_cmp_ps(a, c->zero, _CMP_NEQ_UQ)));
+    __m256 inf = PS(_mm256_cmpeq_epi32(abits, c->infbits));
+    out = BLEND(out, BLEND(c->pos_inf, c->neg_inf, neg), inf);
+    return BLEND(out, c->nan_out, PS(_mm256_cmpgt_epi32(abits, c->infbits)));
+}
+
+/* kind: as lean_kind_of (1 float, 2 pow2, 3 int), a constant where inlined */
+static inline __attribute__((always_inline)) AVX2 __m256 lq(int kind, const float *src,
+                                                            const lean_avx2 *c) {
+    __m256i bits = _mm256_loadu_si256((const __m256i *)src);
+    return kind == 1 ? lq_float(bits, c) : kind == 2 ? lq_pow2(bits, c) : lq_int(bits, c);
+}
+
+static inline AVX2 __m256 lq_any(int kind, const float *src, const lean_avx2 *c) {
+    return kind == 1 ? lq(1, src, c) : kind == 2 ? lq(2, src, c) : lq(3, src, c);
+}
+
+#define DEFINE_LEAN_AVX2(NAME, KIND)                                                           \
+    AVX2 static void NAME(const float *src, float *dst, int64_t n, const params *p) {          \
+        const lean_avx2 c0 = lean_avx2_of(p);                                                  \
+        int64_t blocks = n / 8;                                                                 \
+        _Pragma("omp parallel if (n > THREADS_FROM)") {                                        \
+            const lean_avx2 c = c0;                                                             \
+            _Pragma("omp for schedule(static)") for (int64_t b = 0; b < blocks; b++)           \
+                _mm256_storeu_ps(dst + 8 * b, lq(KIND, src + 8 * b, &c));                      \
+        }                                                                                       \
+        for (int64_t i = blocks * 8; i < n; i++) dst[i] = q32(src[i], p, RNE, (uint64_t)i);     \
+    }
+
+DEFINE_LEAN_AVX2(lean_float_avx2, 1)
+DEFINE_LEAN_AVX2(lean_pow2_avx2, 2)
+DEFINE_LEAN_AVX2(lean_int_avx2, 3)
 
 #define DEFINE_VLOOP(NAME, MODE)                                                               \
     __attribute__((target_clones("avx2", "default")))                                          \
@@ -567,13 +585,18 @@ static PyObject *py_quantize(PyObject *self, PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
+/* which lean kernel rounds float32 inputs under p: 1 float, 2 pow2, 3 int, 0 none */
+static int lean_kind_of(const params *p) {
+    return p->rounding != RNE ? 0
+         : (!p->is_int && p->low_region == LOW_NONE && p->is_signed) ? 1
+         : (!p->is_int && p->low_region == LOW_V1_ONLY && p->man_bits == 0 && !p->is_signed) ? 2
+         : (p->is_int && !p->wrap) ? 3 : 0;
+}
+
 static void run_quantize(long kind, const void *src, void *dst, int64_t n, const params *pp) {
     params p = *pp;
     if (kind == 32) {
-        int lean_kind = p.rounding != RNE ? 0
-                      : (!p.is_int && p.low_region == LOW_NONE && p.is_signed) ? 1
-                      : (!p.is_int && p.low_region == LOW_V1_ONLY && p.man_bits == 0 && !p.is_signed) ? 2
-                      : (p.is_int && !p.wrap) ? 3 : 0;
+        int lean_kind = lean_kind_of(&p);
         int avx2 = use_avx2 && __builtin_cpu_supports("avx2");
         const float *s32 = (const float *)src;
         float *d32 = (float *)dst;
@@ -724,10 +747,11 @@ AVX2 static void acc_f32_avx2(const float *x, const float *q, int64_t n, const l
  *               and every |q| at least the smallest normal (or non-zero): nothing to count;
  *   run_events  whether every |x| is in [2^-40, 2^60) and every |q| zero or in it, counting
  *               underflows, subnormals and overflows (fp4 saturating, int8 flushing);
- *   run_counts  whether every |x| and |q| is zero or in [2^-40, 2^60), counting those and
- *               the non-zero x (data with zeros);
- *   acc_f32     otherwise (NaN, inf, huge or tiny values): the run in float64, rare;
- * then run_sums, the sums and maxima, masking the relative error of x = 0 after run_counts.
+ *   run_counts  whether every pair without NaN or inf has |x| and |q| zero or in
+ *               [2^-40, 2^60), counting everything (data with zeros, NaN or inf);
+ *   acc_f32     otherwise (huge or tiny values): the run in float64, rare;
+ * then run_sums, the sums and maxima, masked after run_counts: x = 0 has no relative error,
+ * and a pair with NaN or inf joins no sum.
  * In [2^-40, 2^60) no square over- or underflows float32: a non-zero error is then at
  * least one float32 ulp of 2^-40, whose square 2^-126 is still normal, and 16 squares of
  * errors up to 2^61 stay below 2^128. Relative accuracy of the sums: about 16 * 2^-24 per
@@ -759,11 +783,17 @@ typedef struct {
     int sym, sub, check_q;      /* for run_events */
 } fast_limits;
 
+/* The counts stay in vector lanes, two in the 16-bit halves of each 32-bit lane: a call
+ * takes at most MBLOCK values, MBLOCK / 8 per lane */
 typedef struct {
     __m256d sum[5]; /* |e|, e^2, x^2, x*e, rel */
     __m256 amax, rmax, xmax;
-    int64_t count[4]; /* x non-zero, underflow, subnormal, overflow */
+    __m256i ev_us, ev_o; /* run_events: q = 0 | |q| < lo; overflow (32 bits) */
+    __m256i cnt[4];      /* run_counts: x non-zero | underflow, subnormal | overflow,
+                          * NaN | inf, finite x with q NaN or inf | finite pair */
+    int64_t events;      /* values in runs of run_events: finite pairs with x non-zero */
 } fast_acc;
+_Static_assert(MBLOCK / 8 < 65536, "16-bit counts");
 
 /* lanes whose bits b (of |v|) lie in [lo, hi): b - lo below hi - lo, unsigned, which is a
  * signed compare once both sides have their top bit flipped (adding 2^31 flips it) */
@@ -778,17 +808,41 @@ static inline AVX2 int64_t hsum_epi32(__m256i v) {
     return (int64_t)l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7];
 }
 
-static inline AVX2 int run_usual(const float *x, const float *q, int nvec, const fast_limits *k) {
+/* The deciding passes read q, or (QUANT: the lean kernel's kind, a constant) make it from x
+ * with the lean kernel and store it: the run is then read from memory once. */
+static inline __attribute__((always_inline)) AVX2 __m256 load_q(const float *x, float *q, int v,
+                                                                 const int quant,
+                                                                 const lean_avx2 *qc) {
+    if (!quant) return _mm256_loadu_ps(q + 8 * v);
+    __m256 t = lq(quant, x + 8 * v, qc);
+    _mm256_storeu_ps(q + 8 * v, t);
+    return t;
+}
+#define LOAD_Q(v) load_q(x, q, v, quant, qc)
+
+static inline __attribute__((always_inline)) AVX2 int run_usual_t(const float *x, float *q, int nvec,
+                                                                  const fast_limits *k, const int quant,
+                                                                  const lean_avx2 *qc) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
     const __m256 lo = _mm256_set1_ps(k->lo);
     __m256 all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
     for (int v = 0; v < nvec; v++) {
         __m256 ax = _mm256_and_ps(_mm256_loadu_ps(x + 8 * v), absmask);
-        __m256 aq = _mm256_and_ps(_mm256_loadu_ps(q + 8 * v), absmask);
+        __m256 aq = _mm256_and_ps(LOAD_Q(v), absmask);
         __m256i ux = in_bits(_mm256_castps_si256(ax), SUM_LO, k->usual_hi);
         all = _mm256_and_ps(all, _mm256_and_ps(_mm256_cmp_ps(aq, lo, _CMP_GE_OQ), _mm256_castsi256_ps(ux)));
     }
     return _mm256_movemask_ps(all) == 0xFF;
+}
+
+static AVX2 int run_usual(const float *x, float *q, int nvec, const fast_limits *k, int quant,
+                          const lean_avx2 *qc) {
+    switch (quant) {
+    case 1: return run_usual_t(x, q, nvec, k, 1, qc);
+    case 2: return run_usual_t(x, q, nvec, k, 2, qc);
+    case 3: return run_usual_t(x, q, nvec, k, 3, qc);
+    default: return run_usual_t(x, q, nvec, k, 0, qc);
+    }
 }
 
 /* whether every lane of lo (smallest bits - 1 of non-zero values, zero wrapping to the top)
@@ -807,8 +861,8 @@ static inline AVX2 int bits_in_sum_range(__m256i lo, __m256i hi) {
  * threshold for both signs), SUB (the format has subnormals), CHECK_Q (q may leave the
  * range: NaN or inf on overflow, or values beyond it in the format). */
 static inline __attribute__((always_inline)) AVX2 int run_events_t(
-    const float *x, const float *q, int nvec, const fast_limits *k, int64_t c[4], const int sym,
-    const int sub, const int check_q) {
+    const float *x, float *q, int nvec, const fast_limits *k, fast_acc *a, const int sym,
+    const int sub, const int check_q, const int quant, const lean_avx2 *qc) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
     const __m256 zero = _mm256_setzero_ps(), lo = _mm256_set1_ps(k->lo);
     const __m256 opos = _mm256_set1_ps(k->opos), oneg = _mm256_set1_ps(k->oneg);
@@ -817,7 +871,7 @@ static inline __attribute__((always_inline)) AVX2 int run_events_t(
     __m256i xin = _mm256_set1_epi32(-1), qlo = xin, qhi = c_us;
     for (int v = 0; v < nvec; v++) {
         __m256 xv = _mm256_loadu_ps(x + 8 * v);
-        __m256 ax = _mm256_and_ps(xv, absmask), aq = _mm256_and_ps(_mm256_loadu_ps(q + 8 * v), absmask);
+        __m256 ax = _mm256_and_ps(xv, absmask), aq = _mm256_and_ps(LOAD_Q(v), absmask);
         xin = _mm256_and_si256(xin, in_bits(_mm256_castps_si256(ax), SUM_LO, SUM_HI));
         if (check_q) {
             __m256i bq = _mm256_castps_si256(aq);
@@ -828,8 +882,8 @@ static inline __attribute__((always_inline)) AVX2 int run_events_t(
         if (sub) {
             __m256 small = _mm256_cmp_ps(aq, lo, _CMP_LT_OQ);
             c_us = _mm256_sub_epi16(c_us, _mm256_blend_epi16(_mm256_castps_si256(under), _mm256_castps_si256(small), 0xAA));
-        } else {
-            c_us = _mm256_sub_epi32(c_us, _mm256_castps_si256(under));
+        } else { /* |q| < lo is q = 0: both halves count it */
+            c_us = _mm256_sub_epi16(c_us, _mm256_castps_si256(under));
         }
         __m256 over = sym ? _mm256_cmp_ps(ax, opos, _CMP_GT_OQ)
                           : _mm256_or_ps(_mm256_cmp_ps(xv, opos, _CMP_GT_OQ), _mm256_cmp_ps(xv, oneg, _CMP_LT_OQ));
@@ -837,62 +891,74 @@ static inline __attribute__((always_inline)) AVX2 int run_events_t(
     }
     if (_mm256_movemask_ps(_mm256_castsi256_ps(xin)) != 0xFF) return 0;
     if (check_q && !bits_in_sum_range(qlo, qhi)) return 0;
-    int64_t under = sub ? hsum_epi32(_mm256_and_si256(c_us, _mm256_set1_epi32(0xFFFF))) : hsum_epi32(c_us);
-    int64_t small = sub ? hsum_epi32(_mm256_srli_epi32(c_us, 16)) : under;
-    c[0] += 8 * nvec;
-    c[1] += under;
-    c[2] += small - under; /* below lo = tiny, and not zero: subnormal */
-    c[3] += hsum_epi32(c_o);
-    return 1;
+    a->ev_us = _mm256_add_epi16(a->ev_us, c_us);
+    a->ev_o = _mm256_add_epi32(a->ev_o, c_o);
+    a->events += 8 * nvec;
+    __m256i any = _mm256_or_si256(c_us, c_o);
+    return _mm256_testz_si256(any, any) ? 1 : 2; /* 2: some event */
 }
 
-static AVX2 int run_events(const float *x, const float *q, int nvec, const fast_limits *k, int64_t c[4]) {
-    switch (k->sym << 2 | k->sub << 1 | k->check_q) {
-#define CASE(n) case n: return run_events_t(x, q, nvec, k, c, (n) >> 2, ((n) >> 1) & 1, (n) & 1);
-        CASE(0) CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7)
+/* 0: not such a run; 1: no event after all; 2: events counted */
+static AVX2 int run_events(const float *x, float *q, int nvec, const fast_limits *k, fast_acc *a,
+                           int quant, const lean_avx2 *qc) {
+    switch (quant << 3 | k->sym << 2 | k->sub << 1 | k->check_q) {
+#define CASE(n)                                                                                \
+    case n: return run_events_t(x, q, nvec, k, a, ((n) >> 2) & 1, ((n) >> 1) & 1, (n) & 1, (n) >> 3, qc);
+#define CASES(n) CASE(n) CASE(n + 1) CASE(n + 2) CASE(n + 3) CASE(n + 4) CASE(n + 5) CASE(n + 6) CASE(n + 7)
+        CASES(0) CASES(8) CASES(16) CASES(24)
+#undef CASES
 #undef CASE
     }
     return 0;
 }
 
-/* counts into c (added only when the run is in range); returns whether it is */
-static inline AVX2 int run_counts(const float *x, const float *q, int nvec, const fast_limits *k,
-                                  int64_t c[4]) {
+/* any run: counts into a->cnt, added only when every finite pair has |x| and |q| zero or
+ * in [2^-40, 2^60). 0: not such a run; 1: counted; 2: counted, and every pair was finite
+ * with x non-zero. Pairs with NaN or inf stay out of the sums. */
+static AVX2 int run_counts(const float *x, const float *q, int nvec, const fast_limits *k,
+                           fast_acc *a) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
     const __m256 zero = _mm256_setzero_ps(), tiny = _mm256_set1_ps(k->tiny);
+    const __m256 inf = _mm256_set1_ps(INFINITY);
     const __m256 opos = _mm256_set1_ps(k->opos), oneg = _mm256_set1_ps(k->oneg);
     const __m256i one = _mm256_set1_epi32(1);
-    /* two counts in the 16-bit halves of each 32-bit lane: at most 16 each per run */
-    __m256i c_nu = _mm256_setzero_si256(), c_so = c_nu;
-    /* smallest non-zero bits (b - 1 unsigned: zero wraps to the top) and largest bits */
+    /* eight counts, two in the 16-bit halves of each 32-bit lane: at most 16 each per run */
+    __m256i c01 = _mm256_setzero_si256(), c23 = c01, c45 = c01, c67 = c01;
+    /* over the finite pairs: smallest non-zero bits - 1 (zero wraps to the top), largest */
     __m256i lo = _mm256_set1_epi32(-1), hi = _mm256_setzero_si256();
+    __m256 allnz = _mm256_castsi256_ps(lo);
+#define PAIR_COUNT(c, m0, m1) c = _mm256_sub_epi16(c, _mm256_blend_epi16(_mm256_castps_si256(m0), _mm256_castps_si256(m1), 0xAA))
     for (int v = 0; v < nvec; v++) {
         __m256 xv = _mm256_loadu_ps(x + 8 * v);
         __m256 ax = _mm256_and_ps(xv, absmask), aq = _mm256_and_ps(_mm256_loadu_ps(q + 8 * v), absmask);
-        __m256i bx = _mm256_castps_si256(ax), bq = _mm256_castps_si256(aq);
+        __m256 finx = _mm256_cmp_ps(ax, inf, _CMP_LT_OQ);
+        __m256 pair = _mm256_and_ps(finx, _mm256_cmp_ps(aq, inf, _CMP_LT_OQ));
+        __m256i bx = _mm256_castps_si256(_mm256_and_ps(ax, pair));
+        __m256i bq = _mm256_castps_si256(_mm256_and_ps(aq, pair));
         lo = _mm256_min_epu32(lo, _mm256_min_epu32(_mm256_sub_epi32(bx, one), _mm256_sub_epi32(bq, one)));
         hi = _mm256_max_epu32(hi, _mm256_max_epu32(bx, bq));
-        __m256 nzx = _mm256_cmp_ps(ax, zero, _CMP_GT_OQ);
+        __m256 nzx = _mm256_and_ps(pair, _mm256_cmp_ps(ax, zero, _CMP_GT_OQ));
+        allnz = _mm256_and_ps(allnz, nzx);
         __m256 under = _mm256_and_ps(nzx, _mm256_cmp_ps(aq, zero, _CMP_EQ_OQ));
         __m256 sub = _mm256_and_ps(_mm256_cmp_ps(aq, zero, _CMP_GT_OQ), _mm256_cmp_ps(aq, tiny, _CMP_LT_OQ));
-        __m256 over = _mm256_or_ps(_mm256_cmp_ps(xv, opos, _CMP_GT_OQ), _mm256_cmp_ps(xv, oneg, _CMP_LT_OQ));
-        c_nu = _mm256_sub_epi16(c_nu, _mm256_blend_epi16(_mm256_castps_si256(nzx), _mm256_castps_si256(under), 0xAA));
-        c_so = _mm256_sub_epi16(c_so, _mm256_blend_epi16(_mm256_castps_si256(sub), _mm256_castps_si256(over), 0xAA));
+        __m256 over = _mm256_and_ps(finx, _mm256_or_ps(_mm256_cmp_ps(xv, opos, _CMP_GT_OQ),
+                                                       _mm256_cmp_ps(xv, oneg, _CMP_LT_OQ)));
+        PAIR_COUNT(c01, nzx, under);
+        PAIR_COUNT(c23, sub, over);
+        PAIR_COUNT(c45, _mm256_cmp_ps(xv, xv, _CMP_UNORD_Q), _mm256_cmp_ps(ax, inf, _CMP_EQ_OQ));
+        PAIR_COUNT(c67, _mm256_andnot_ps(pair, finx), pair);
     }
+#undef PAIR_COUNT
     if (!bits_in_sum_range(lo, hi)) return 0;
-    int32_t nu[8], so[8];
-    _mm256_storeu_si256((__m256i *)nu, c_nu);
-    _mm256_storeu_si256((__m256i *)so, c_so);
-    for (int j = 0; j < 8; j++) {
-        c[0] += nu[j] & 0xFFFF;
-        c[1] += (uint32_t)nu[j] >> 16;
-        c[2] += so[j] & 0xFFFF;
-        c[3] += (uint32_t)so[j] >> 16;
-    }
-    return 1;
+    a->cnt[0] = _mm256_add_epi16(a->cnt[0], c01);
+    a->cnt[1] = _mm256_add_epi16(a->cnt[1], c23);
+    a->cnt[2] = _mm256_add_epi16(a->cnt[2], c45);
+    a->cnt[3] = _mm256_add_epi16(a->cnt[3], c67);
+    return _mm256_movemask_ps(allnz) == 0xFF ? 2 : 1;
 }
 
-/* MASKED: a run with events, where x may be zero (its relative error is left out) */
+/* MASKED: after run_counts, where x may be zero (its relative error is left out), and a
+ * pair NaN or inf (left out of every sum) */
 static inline __attribute__((always_inline)) AVX2FMA void run_sums(const float *x, const float *q,
                                                                    int nvec, const int masked,
                                                                    fast_acc *a) {
@@ -902,10 +968,19 @@ static inline __attribute__((always_inline)) AVX2FMA void run_sums(const float *
     __m256 amax = a->amax, rmax = a->rmax, xmax = a->xmax;
     for (int v = 0; v < nvec; v++) {
         __m256 xv = _mm256_loadu_ps(x + 8 * v), qv = _mm256_loadu_ps(q + 8 * v);
-        __m256 ax = _mm256_and_ps(xv, absmask);
+        __m256 ax = _mm256_and_ps(xv, absmask), xm = ax, nz = ax;
+        if (masked) { /* keep the finite pairs; the relative error of those with x non-zero */
+            const __m256 inf = _mm256_set1_ps(INFINITY);
+            __m256 finx = _mm256_cmp_ps(ax, inf, _CMP_LT_OQ);
+            __m256 pair = _mm256_and_ps(finx, _mm256_cmp_ps(_mm256_and_ps(qv, absmask), inf, _CMP_LT_OQ));
+            xv = _mm256_and_ps(xv, pair);
+            qv = _mm256_and_ps(qv, pair);
+            xm = _mm256_and_ps(ax, finx); /* the largest finite |x|, whatever q is */
+            nz = _mm256_and_ps(pair, _mm256_cmp_ps(ax, zero, _CMP_GT_OQ));
+        }
         __m256 e = _mm256_sub_ps(qv, xv), d = _mm256_and_ps(e, absmask);
         __m256 rel = _mm256_div_ps(d, ax);
-        if (masked) rel = _mm256_and_ps(rel, _mm256_cmp_ps(ax, zero, _CMP_GT_OQ));
+        if (masked) rel = _mm256_and_ps(rel, nz);
         f_abs = _mm256_add_ps(f_abs, d);
         f_sq = _mm256_fmadd_ps(e, e, f_sq);
         f_xx = _mm256_fmadd_ps(xv, xv, f_xx);
@@ -913,7 +988,7 @@ static inline __attribute__((always_inline)) AVX2FMA void run_sums(const float *
         f_rel = _mm256_add_ps(f_rel, rel);
         amax = _mm256_max_ps(amax, d);
         rmax = _mm256_max_ps(rmax, rel);
-        xmax = _mm256_max_ps(xmax, ax);
+        xmax = _mm256_max_ps(xmax, xm);
     }
     a->amax = amax;
     a->rmax = rmax;
@@ -926,7 +1001,10 @@ static inline __attribute__((always_inline)) AVX2FMA void run_sums(const float *
     }
 }
 
-AVX2FMA static void acc_f32_fast(const float *x, const float *q, int64_t n, const limits *l, sums *s) {
+/* quant (a lean kernel's kind, with qc its constants): x is quantized here, into q; n is a
+ * multiple of 8 then */
+AVX2FMA static void acc_f32_fast(const float *x, float *q, int64_t n, const limits *l, sums *s,
+                                 int quant, const lean_avx2 *qc) {
     fast_limits k;
     k.tiny = (float)l->tiny;
     k.lo = l->tiny > 0 ? (float)l->tiny : 0x1p-149f;
@@ -942,25 +1020,26 @@ AVX2FMA static void acc_f32_fast(const float *x, const float *q, int64_t n, cons
     k.check_q = !l->q_in_range;
     fast_acc a;
     memset(&a, 0, sizeof a);
-    int64_t plain = 0, pairs = 0, i = 0;
+    int64_t plain = 0, i = 0;
     enum { USUAL, EVENTS, COUNTS } last = USUAL; /* the kind of the last run: tried first */
     while (i + 8 <= n) {
         int nvec = (int)((n - i) / 8 < RUN ? (n - i) / 8 : RUN);
-        const float *xr = x + i, *qr = q + i;
-        int64_t events = a.count[1] + a.count[2] + a.count[3], nonzero = a.count[0];
-        if (last == USUAL && run_usual(xr, qr, nvec, &k)) {
+        const float *xr = x + i;
+        float *qr = q + i;
+        if (quant && last == COUNTS)
+            for (int v = 0; v < nvec; v++) _mm256_storeu_ps(qr + 8 * v, lq_any(quant, xr + 8 * v, qc));
+        int qz = last == COUNTS ? 0 : quant, r; /* the first pass makes q: later ones read it */
+        if (last == USUAL && run_usual(xr, qr, nvec, &k, qz, qc)) {
             run_sums(xr, qr, nvec, 0, &a);
             plain += 8 * nvec;
-        } else if (last != COUNTS && run_events(xr, qr, nvec, &k, a.count)) {
+        } else if (last != COUNTS && (r = run_events(xr, qr, nvec, &k, &a, last == USUAL ? 0 : qz, qc))) {
             run_sums(xr, qr, nvec, 0, &a);
-            pairs += 8 * nvec;
-            last = a.count[1] + a.count[2] + a.count[3] == events ? USUAL : EVENTS;
-        } else if (run_counts(xr, qr, nvec, &k, a.count)) {
+            last = r == 1 ? USUAL : EVENTS;
+        } else if ((r = run_counts(xr, qr, nvec, &k, &a))) {
             run_sums(xr, qr, nvec, 1, &a);
-            pairs += 8 * nvec;
-            last = a.count[0] - nonzero == 8 * nvec ? EVENTS : COUNTS; /* whether zeros came */
+            last = r == 2 ? EVENTS : COUNTS; /* whether zeros, NaN or inf came */
         } else {
-            acc_f32(xr, qr, 8 * nvec, l, s);
+            acc_f32(xr, qr, 8 * nvec, l, s); /* huge or tiny values: in float64 */
             last = COUNTS;
         }
         i += 8 * nvec;
@@ -984,12 +1063,23 @@ AVX2FMA static void acc_f32_fast(const float *x, const float *q, int64_t n, cons
     for (int j = 0; j < 8; j++) s->rel_max = fl[j] > s->rel_max ? fl[j] : s->rel_max;
     _mm256_storeu_ps(fl, a.xmax);
     for (int j = 0; j < 8; j++) s->xmax = fl[j] > s->xmax ? fl[j] : s->xmax;
-    /* a usual run holds finite pairs only, each with x non-zero */
-    s->count += plain + pairs;
-    s->rel_count += plain + a.count[0];
-    s->underflow += a.count[1];
-    s->subnormal += a.count[2];
-    s->overflow += a.count[3];
+    /* runs of run_usual and run_events hold finite pairs only, each with x non-zero */
+    const __m256i low = _mm256_set1_epi32(0xFFFF);
+    int64_t c[8];
+    for (int j = 0; j < 4; j++) {
+        c[2 * j] = hsum_epi32(_mm256_and_si256(a.cnt[j], low));
+        c[2 * j + 1] = hsum_epi32(_mm256_srli_epi32(a.cnt[j], 16));
+    }
+    int64_t under = hsum_epi32(_mm256_and_si256(a.ev_us, low));
+    int64_t small = hsum_epi32(_mm256_srli_epi32(a.ev_us, 16)); /* q = 0 or subnormal */
+    s->count += plain + a.events + c[7];
+    s->rel_count += plain + a.events + c[0];
+    s->underflow += under + c[1];
+    s->subnormal += small - under + c[2];
+    s->overflow += hsum_epi32(a.ev_o) + c[3];
+    s->nan += c[4];
+    s->inf += c[5];
+    s->nonfinite += c[6];
     acc_f32(x + i, q + i, n - i, l, s); /* the last few values */
 }
 
@@ -1019,7 +1109,10 @@ static void run_metrics(long kind, const void *src, int64_t n, const params *p, 
     memset(total, 0, sizeof *total);
     /* float32 lanes answer the threshold tests exactly when the thresholds are float32 values
      * (or lie beyond every float32); the tiny threshold likewise */
-    int fast32 = fast32_ok(l);
+    int fast = use_avx2 && fast32_ok(l) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int lk = kind == 32 ? lean_kind_of(p) : 0, fused = fast && lk;
+    lean_avx2 qc;
+    if (fused) qc = lean_avx2_of(p);
 #pragma omp parallel if (n > THREADS_FROM)
     {
         sums s;
@@ -1035,11 +1128,20 @@ static void run_metrics(long kind, const void *src, int64_t n, const params *p, 
             for (int64_t start = b * MBLOCK; start < end; start += cap) {
                 int64_t len = end - start < cap ? end - start : cap;
                 lp.offset = (uint64_t)start;
-                if (kind == 32) {
+                if (kind == 32 && fused) {
+                    /* the lean kernel runs inside the passes; the last few values outside */
+                    const float *x = (const float *)src + start;
+                    float *q = (float *)buf;
+                    int64_t len8 = len & ~(int64_t)7;
+                    acc_f32_fast(x, q, len8, l, &s, lk, &qc);
+                    lp.offset = (uint64_t)(start + len8);
+                    run_quantize(32, x + len8, q + len8, len - len8, &lp);
+                    acc_f32(x + len8, q + len8, len - len8, l, &s);
+                } else if (kind == 32) {
                     const float *x = (const float *)src + start;
                     run_quantize(32, x, buf, len, &lp);
-                    if (use_avx2 && fast32 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-                        acc_f32_fast(x, (const float *)buf, len, l, &s);
+                    if (fast)
+                        acc_f32_fast(x, (float *)buf, len, l, &s, 0, NULL);
                     else if (use_avx2 && __builtin_cpu_supports("avx2"))
                         acc_f32_avx2(x, (const float *)buf, len, l, &s);
                     else
