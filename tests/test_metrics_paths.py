@@ -99,3 +99,19 @@ def test_tiny_and_huge_tensors_keep_their_sums(scale: float, c_variant: str) -> 
     for key in ("sqnr_db", "rmse", "cosine", "mean_rel_error", "max_abs_error"):
         assert getattr(got, key) == pytest.approx(getattr(want, key), rel=1e-6), key
     assert math.isfinite(got.sqnr_db)
+
+
+def test_figures_do_not_depend_on_the_number_of_threads() -> None:
+    # blocks go to whichever thread is free, and their sums merge in block order
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(3_000_000, generator=g) * torch.rand(3_000_000, generator=g) * 100
+    x[::1000] = 0.0
+    old = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            results.append(format_partial(x, "fp8", backend="c").finish())
+    finally:
+        torch.set_num_threads(old)
+    assert results[0] == results[1] == results[2]

@@ -26,7 +26,9 @@ class ErrorMetrics:
     The figures are float64 approximations of exact sums. The pure-torch path sums in
     float64; the C kernel, for float32 inputs, forms each error and ratio in float32 and sums
     runs of 16 values in float32 before float64, which keeps a relative accuracy near 1e-6
-    (the tests hold it to that). Counts are exact either way.
+    (the tests hold it to that). It does so only for runs whose magnitudes are all zero or
+    in [2^-40, 2^60), where no square under- or overflows float32; other runs are summed in
+    float64. The figures do not depend on the number of threads. Counts are exact.
     """
 
     n: int

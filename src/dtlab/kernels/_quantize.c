@@ -391,8 +391,12 @@ AVX2 static lean_avx2 lean_avx2_of(const params *p) {
     return c;
 }
 
+/* FINITE (a constant): x is finite, or what becomes of it does not matter (the metrics
+ * leave NaN and inf inputs out): the lanes for NaN and inf are skipped */
+
 /* signed formats with subnormals */
-static inline __attribute__((always_inline)) AVX2 __m256 lq_float(__m256i bits, const lean_avx2 *c) {
+static inline __attribute__((always_inline)) AVX2 __m256 lq_float(__m256i bits, const lean_avx2 *c,
+                                                                  const int finite) {
     __m256i abits = _mm256_and_si256(bits, c->absmask);
     __m256i sign = _mm256_xor_si256(bits, abits);
     __m256i lo = _mm256_and_si256(_mm256_srl_epi32(abits, c->shift), c->lsb);
@@ -405,6 +409,7 @@ static inline __attribute__((always_inline)) AVX2 __m256 lq_float(__m256i bits, 
     __m256 sg = PS(sign);
     if (!c->neg_zero) sg = _mm256_and_ps(sg, _mm256_cmp_ps(mag, c->zero, _CMP_NEQ_UQ));
     __m256 out = _mm256_or_ps(mag, sg);
+    if (finite) return out;
     out = BLEND(out, c->nan_out, PS(_mm256_cmpgt_epi32(abits, c->infbits)));
     if (!c->inf_is_ovf) {
         __m256 inf = PS(_mm256_cmpeq_epi32(abits, c->infbits));
@@ -415,7 +420,8 @@ static inline __attribute__((always_inline)) AVX2 __m256 lq_float(__m256i bits, 
 }
 
 /* integers of up to 24 bits, saturating */
-static inline __attribute__((always_inline)) AVX2 __m256 lq_int(__m256i bits, const lean_avx2 *c) {
+static inline __attribute__((always_inline)) AVX2 __m256 lq_int(__m256i bits, const lean_avx2 *c,
+                                                                const int finite) {
     __m256i abits = _mm256_and_si256(bits, c->absmask);
     __m256 a = PS(abits);
     __m256 m = _mm256_sub_ps(_mm256_add_ps(a, c->two23), c->two23);
@@ -424,11 +430,12 @@ static inline __attribute__((always_inline)) AVX2 __m256 lq_int(__m256i bits, co
     v = BLEND(v, c->imax, _mm256_cmp_ps(v, c->imax, _CMP_GT_OQ));
     v = BLEND(v, c->imin, _mm256_cmp_ps(v, c->imin, _CMP_LT_OQ));
     v = _mm256_add_ps(v, c->zero); /* -0 becomes +0 */
-    return BLEND(v, c->nan_out, PS(_mm256_cmpgt_epi32(abits, c->infbits)));
+    return finite ? v : BLEND(v, c->nan_out, PS(_mm256_cmpgt_epi32(abits, c->infbits)));
 }
 
 /* unsigned powers of two without zero (float8_e8m0fnu): ties go up */
-static inline __attribute__((always_inline)) AVX2 __m256 lq_pow2(__m256i bits, const lean_avx2 *c) {
+static inline __attribute__((always_inline)) AVX2 __m256 lq_pow2(__m256i bits, const lean_avx2 *c,
+                                                                 const int finite) {
     __m256i abits = _mm256_and_si256(bits, c->absmask);
     __m256 a = PS(abits);
     __m256 r = PS(_mm256_and_si256(_mm256_add_epi32(abits, c->half), c->expmask));
@@ -438,6 +445,7 @@ static inline __attribute__((always_inline)) AVX2 __m256 lq_pow2(__m256i bits, c
     mag = BLEND(mag, c->ovf, _mm256_cmp_ps(mag, c->maxv, _CMP_GT_OQ));
     __m256 neg = PS(_mm256_srai_epi32(bits, 31));
     __m256 out = BLEND(mag, c->neg_out, _mm256_and_ps(neg, _mm256_cmp_ps(a, c->zero, _CMP_NEQ_UQ)));
+    if (finite) return out;
     __m256 inf = PS(_mm256_cmpeq_epi32(abits, c->infbits));
     out = BLEND(out, BLEND(c->pos_inf, c->neg_inf, neg), inf);
     return BLEND(out, c->nan_out, PS(_mm256_cmpgt_epi32(abits, c->infbits)));
@@ -445,13 +453,14 @@ static inline __attribute__((always_inline)) AVX2 __m256 lq_pow2(__m256i bits, c
 
 /* kind: as lean_kind_of (1 float, 2 pow2, 3 int), a constant where inlined */
 static inline __attribute__((always_inline)) AVX2 __m256 lq(int kind, const float *src,
-                                                            const lean_avx2 *c) {
+                                                            const lean_avx2 *c, const int finite) {
     __m256i bits = _mm256_loadu_si256((const __m256i *)src);
-    return kind == 1 ? lq_float(bits, c) : kind == 2 ? lq_pow2(bits, c) : lq_int(bits, c);
+    return kind == 1 ? lq_float(bits, c, finite) : kind == 2 ? lq_pow2(bits, c, finite)
+                                                             : lq_int(bits, c, finite);
 }
 
 static inline AVX2 __m256 lq_any(int kind, const float *src, const lean_avx2 *c) {
-    return kind == 1 ? lq(1, src, c) : kind == 2 ? lq(2, src, c) : lq(3, src, c);
+    return kind == 1 ? lq(1, src, c, 1) : kind == 2 ? lq(2, src, c, 1) : lq(3, src, c, 1);
 }
 
 #define DEFINE_LEAN_AVX2(NAME, KIND)                                                           \
@@ -461,7 +470,7 @@ static inline AVX2 __m256 lq_any(int kind, const float *src, const lean_avx2 *c)
         _Pragma("omp parallel if (n > THREADS_FROM)") {                                        \
             const lean_avx2 c = c0;                                                             \
             _Pragma("omp for schedule(static)") for (int64_t b = 0; b < blocks; b++)           \
-                _mm256_storeu_ps(dst + 8 * b, lq(KIND, src + 8 * b, &c));                      \
+                _mm256_storeu_ps(dst + 8 * b, lq(KIND, src + 8 * b, &c, 0));                      \
         }                                                                                       \
         for (int64_t i = blocks * 8; i < n; i++) dst[i] = q32(src[i], p, RNE, (uint64_t)i);     \
     }
@@ -637,7 +646,7 @@ typedef struct {
             s->inf += (!xfin && xv == xv);                                                      \
             s->nonfinite += xfin && !qfin;                                                      \
             s->underflow += xfin && xv != 0 && qv == 0;                                         \
-            s->subnormal += qv != 0 && aq < l->tiny;                                            \
+            s->subnormal += xfin && qv != 0 && aq < l->tiny;                                    \
             double t = xv < 0 ? l->tneg : l->tpos;                                              \
             int incl = xv < 0 ? l->ineg : l->ipos;                                              \
             s->overflow += xfin && (ax > t || (incl && ax == t));                               \
@@ -814,7 +823,7 @@ static inline __attribute__((always_inline)) AVX2 __m256 load_q(const float *x, 
                                                                  const int quant,
                                                                  const lean_avx2 *qc) {
     if (!quant) return _mm256_loadu_ps(q + 8 * v);
-    __m256 t = lq(quant, x + 8 * v, qc);
+    __m256 t = lq(quant, x + 8 * v, qc, 1); /* NaN and inf x: any q */
     _mm256_storeu_ps(q + 8 * v, t);
     return t;
 }
@@ -940,7 +949,8 @@ static AVX2 int run_counts(const float *x, const float *q, int nvec, const fast_
         __m256 nzx = _mm256_and_ps(pair, _mm256_cmp_ps(ax, zero, _CMP_GT_OQ));
         allnz = _mm256_and_ps(allnz, nzx);
         __m256 under = _mm256_and_ps(nzx, _mm256_cmp_ps(aq, zero, _CMP_EQ_OQ));
-        __m256 sub = _mm256_and_ps(_mm256_cmp_ps(aq, zero, _CMP_GT_OQ), _mm256_cmp_ps(aq, tiny, _CMP_LT_OQ));
+        __m256 sub = _mm256_and_ps(finx, _mm256_and_ps(_mm256_cmp_ps(aq, zero, _CMP_GT_OQ),
+                                                       _mm256_cmp_ps(aq, tiny, _CMP_LT_OQ)));
         __m256 over = _mm256_and_ps(finx, _mm256_or_ps(_mm256_cmp_ps(xv, opos, _CMP_GT_OQ),
                                                        _mm256_cmp_ps(xv, oneg, _CMP_LT_OQ)));
         PAIR_COUNT(c01, nzx, under);
@@ -1113,17 +1123,23 @@ static void run_metrics(long kind, const void *src, int64_t n, const params *p, 
     int lk = kind == 32 ? lean_kind_of(p) : 0, fused = fast && lk;
     lean_avx2 qc;
     if (fused) qc = lean_avx2_of(p);
+    /* each block's sums, merged in block order at the end: the same figures whatever the
+     * number of threads, and blocks can go to whichever thread is free (on a shared machine
+     * one core is often slower than the other). Without the memory: per thread, as blocks
+     * fall to it. */
+    sums *part = calloc((size_t)nblocks, sizeof *part);
 #pragma omp parallel if (n > THREADS_FROM)
     {
-        sums s;
-        memset(&s, 0, sizeof s);
+        sums mine;
+        memset(&mine, 0, sizeof mine);
         params lp = *p;
         double small[1024];
         double *heap = malloc(sizeof(double) * MBLOCK); /* room for MBLOCK doubles or floats */
         double *buf = heap ? heap : small;               /* no memory: smaller steps, same sums */
         int64_t cap = heap ? MBLOCK : 1024;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
         for (int64_t b = 0; b < nblocks; b++) {
+            sums *sp = part ? part + b : &mine;
             int64_t end = (b + 1) * MBLOCK < n ? (b + 1) * MBLOCK : n;
             for (int64_t start = b * MBLOCK; start < end; start += cap) {
                 int64_t len = end - start < cap ? end - start : cap;
@@ -1133,29 +1149,35 @@ static void run_metrics(long kind, const void *src, int64_t n, const params *p, 
                     const float *x = (const float *)src + start;
                     float *q = (float *)buf;
                     int64_t len8 = len & ~(int64_t)7;
-                    acc_f32_fast(x, q, len8, l, &s, lk, &qc);
+                    acc_f32_fast(x, q, len8, l, sp, lk, &qc);
                     lp.offset = (uint64_t)(start + len8);
                     run_quantize(32, x + len8, q + len8, len - len8, &lp);
-                    acc_f32(x + len8, q + len8, len - len8, l, &s);
+                    acc_f32(x + len8, q + len8, len - len8, l, sp);
                 } else if (kind == 32) {
                     const float *x = (const float *)src + start;
                     run_quantize(32, x, buf, len, &lp);
                     if (fast)
-                        acc_f32_fast(x, (float *)buf, len, l, &s, 0, NULL);
+                        acc_f32_fast(x, (float *)buf, len, l, sp, 0, NULL);
                     else if (use_avx2 && __builtin_cpu_supports("avx2"))
-                        acc_f32_avx2(x, (const float *)buf, len, l, &s);
+                        acc_f32_avx2(x, (const float *)buf, len, l, sp);
                     else
-                        acc_f32(x, (const float *)buf, len, l, &s);
+                        acc_f32(x, (const float *)buf, len, l, sp);
                 } else {
                     const double *x = (const double *)src + start;
                     run_quantize(64, x, buf, len, &lp);
-                    acc_f64(x, buf, len, l, &s);
+                    acc_f64(x, buf, len, l, sp);
                 }
             }
         }
+        if (!part) {
 #pragma omp critical
-        merge(total, &s);
+            merge(total, &mine);
+        }
         free(heap);
+    }
+    if (part) {
+        for (int64_t b = 0; b < nblocks; b++) merge(total, part + b);
+        free(part);
     }
 }
 
