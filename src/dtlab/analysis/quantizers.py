@@ -1,36 +1,26 @@
 """Integer and block quantizers named by one short spec, compared on one tensor.
 
-Spec grammar (``dtlab quantize --as``):
-
-* integers: ``(u)intN[:OPTION...]`` with options ``tensor`` (the default), ``channel`` (one
-  scale per index along the channel axis), ``gN`` (groups of N along the group axis),
-  ``sym`` / ``asym`` (unsigned formats are always asymmetric), ``absmax`` (default), ``mse``,
-  ``pNN.N`` (percentile clipping). For example ``int8``, ``int8:channel``, ``int4:g128``,
-  ``int4:g128:mse``, ``uint8:asym``, ``int8:p99.9``.
-* block formats: ``mxfp8_e4m3`` (``mxfp8``), ``mxfp8_e5m2``, ``mxfp6_e2m3`` (``mxfp6``),
-  ``mxfp6_e3m2``, ``mxfp4``, ``mxint8``, ``nvfp4``, ``nf4``; MX formats take a scale rule
-  ``:floor`` (default, the OCP spec), ``:ceil``, ``:even`` or ``:rceil``.
+The specs are those of ``dtlab.analysis.quantspec`` (``int8``, ``int8:channel``,
+``int4:g128:mse``, ``uint8``, ``mxfp4:rceil``, ``nvfp4``, ``nf4``, ...): the same grammar, and
+the same defaults, as ``dtlab model memory --to``. Channels run along ``channel_axis``,
+groups and blocks along ``group_axis``.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from fractions import Fraction
 
 import torch
 
-from dtlab.analysis.blocks import BLOCK_FORMATS, ScaleRule, block_metrics, get_block_format
+from dtlab.analysis.blocks import BLOCK_FORMATS, block_metrics
 from dtlab.analysis.distribution import InputSummary, summarize
 from dtlab.analysis.intquant import ScaleMethod, int_metrics, int_quantize
 from dtlab.analysis.metrics import ErrorMetrics
+from dtlab.analysis.quantspec import BlockSpec, Layout, parse_quantizer
 from dtlab.errors import OptionError
-from dtlab.formats import IntFormat, get_format
+from dtlab.formats import IntFormat
 from dtlab.modes import Rounding
-
-_ALIASES = {"mxfp8": "mxfp8_e4m3", "mxfp6": "mxfp6_e2m3"}
-_PCT = re.compile(r"p(\d+(?:\.\d+)?)")
-_GROUP = re.compile(r"g(?:roup)?(\d+)")
 
 
 @dataclass(frozen=True)
@@ -82,58 +72,34 @@ def quantize_analysis(
 def _one(
     x: torch.Tensor, spec: str, channel_axis: int, group_axis: int, rounding: Rounding
 ) -> QuantRow:
-    head, *opts = [t.strip().lower() for t in spec.split(":")]
-    name = _ALIASES.get(head, head)
-    if name in BLOCK_FORMATS:
-        rule = ScaleRule.FLOOR
-        for opt in opts:
-            rule = ScaleRule.parse(opt)
-        b = block_metrics(x, get_block_format(name), axis=group_axis, scale_rule=rule)
-        detail = f"blocks of {get_block_format(name).block_size} along axis {group_axis}"
-        if name.startswith("mx"):
-            detail += f", scale rule {rule.value}"
+    p = parse_quantizer(spec)
+    if isinstance(p, BlockSpec):
+        b = block_metrics(x, p.block, axis=group_axis, scale_rule=p.scale_rule)
+        detail = f"blocks of {p.block.block_size} along axis {group_axis}"
+        if p.block.name.startswith("mx"):
+            detail += f", scale rule {p.scale_rule.value}"
         return QuantRow(spec, "block", detail, b.effective_bits, b.metrics)
-    fmt = get_format(name)
-    if not isinstance(fmt, IntFormat):
+    if not isinstance(p.format, IntFormat):
         raise OptionError(
             f"{spec!r}: quantize takes integer formats (int8, int4:g128, ...) or block formats "
-            f"({', '.join(BLOCK_FORMATS)}); for {fmt.name} use dtlab cast"
+            f"({', '.join(BLOCK_FORMATS)}); for {p.format.name} use dtlab cast"
         )
-    axis: int | None = None
-    group: int | None = None
-    symmetric = fmt.signed
-    method, pct = ScaleMethod.ABSMAX, 99.9
-    for opt in opts:
-        if opt == "tensor":
-            axis, group = None, None
-        elif opt == "channel":
-            axis, group = channel_axis, None
-        elif m := _GROUP.fullmatch(opt):
-            axis, group = group_axis, int(m.group(1))
-        elif opt in ("sym", "asym"):
-            symmetric = opt == "sym"
-        elif opt in ("absmax", "mse"):
-            method = ScaleMethod(opt)
-        elif m := _PCT.fullmatch(opt):
-            method, pct = ScaleMethod.PERCENTILE, float(m.group(1))
-        else:
-            raise OptionError(
-                f"{spec!r}: unknown option {opt!r}; use tensor, channel, gN, sym, asym, "
-                "absmax, mse or pNN"
-            )
+    axis = {Layout.CHANNEL: channel_axis, Layout.GROUP: group_axis}.get(p.layout)
     if axis is not None:
         axis = _check_axis(axis, x.dim(), spec)
-    q = int_quantize(x, fmt, symmetric=symmetric, axis=axis, group_size=group, method=method,
-                     percentile=pct, rounding=rounding)  # fmt: skip
+    q = int_quantize(x, p.format, symmetric=p.symmetric, axis=axis, group_size=p.group_size,
+                     method=p.method, percentile=p.percentile, rounding=rounding)  # fmt: skip
     r = int_metrics(x, q)
     if axis is None:
         where = "per tensor"
-    elif group is None:
+    elif p.group_size is None:
         where = f"per channel along axis {axis}"
     else:
-        where = f"groups of {group} along axis {axis}"
-    how = "symmetric" if symmetric else "asymmetric"
-    scale = method.value if method is not ScaleMethod.PERCENTILE else f"percentile {pct:g}"
+        where = f"groups of {p.group_size} along axis {axis}"
+    how = "symmetric" if p.symmetric else "asymmetric"
+    scale = p.method.value
+    if p.method is ScaleMethod.PERCENTILE:
+        scale = f"percentile {p.percentile:g}"
     return QuantRow(spec, "int", f"{where}, {how}, {scale}", r.effective_bits, r.metrics)
 
 

@@ -1,13 +1,15 @@
 """How much memory a checkpoint's weights take in other formats, from its header alone.
 
-A *target* is a format and how it is scaled, written ``NAME[:OPTION...]``:
+A *target* is a quantizer spec of ``dtlab.analysis.quantspec``, ``NAME[:OPTION...]``, the
+grammar of ``dtlab quantize --as``:
 
 * a dtlab format (``fp32``, ``bf16``, ``fp8``, ``int8``, ``float6_e2m3fn``, ...). Floats are
-  plain casts (no scale); integers are per-channel symmetric unless an option says otherwise.
+  plain casts (no scale); integers have one fp32 scale per tensor, symmetric, unless an
+  option says otherwise.
 * options: ``gN`` (groups of N along the last dimension, one fp32 scale each), ``channel``
   (one fp32 scale per index of dim 0; tensors of rank < 2 get one), ``tensor`` (one fp32
-  scale), ``asym`` (a zero point of the format's width per scale; unsigned integers default
-  to it), ``sym``.
+  scale), ``asym`` (a zero point of the format's width per scale; unsigned integers always
+  have one), ``sym``.
 * a block format of ``dtlab.analysis.blocks`` (``mxfp4``, ``mxfp8_e4m3``, ``nvfp4``, ``nf4``,
   ...): blocks along the last dimension, scale bits as ``effective_bits`` counts them, plus
   NVFP4's one fp32 per tensor.
@@ -29,7 +31,6 @@ already-packed codes) keep their stored dtype in every target. Tied tensors coun
 
 from __future__ import annotations
 
-import enum
 import fnmatch
 import math
 import re
@@ -38,12 +39,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import ClassVar
 
-from dtlab.analysis.blocks import BLOCK_FORMATS, ScaleKind, effective_bits, get_block_format
+from dtlab.analysis.blocks import ScaleKind, effective_bits, get_block_format
+from dtlab.analysis.quantspec import BlockSpec, Layout, parse_quantizer
 from dtlab.checkpoint.header import DTYPES, TensorEntry
 from dtlab.checkpoint.reader import Checkpoint
 from dtlab.errors import OptionError
-from dtlab.formats import IntFormat, get_format
 from dtlab.formats.report import describe
+from dtlab.numtext import counted
 
 __all__ = ["DEFAULT_PATTERNS", "DEFAULT_TARGETS", "Layout", "MemoryTable", "MemoryTarget",
            "TargetTotal", "TensorMemory", "memory_table", "parse_target"]  # fmt: skip
@@ -52,16 +54,6 @@ DEFAULT_TARGETS = ("fp32", "bf16", "fp16", "fp8", "int8", "int4:g128", "nf4", "m
 # Globs are matched case-insensitively against the full name; "re:..." is a regex (re.search).
 DEFAULT_PATTERNS = ("*embed*", "*.wte.*", "*.wpe.*", "*norm*", "*bias", "*lm_head*")
 SCALE_BITS = 32  # an fp32 scale per group / channel / tensor (analysis.intquant.SCALE_BITS)
-
-
-class Layout(enum.Enum):
-    """Which values share a scale."""
-
-    NONE = "none"
-    TENSOR = "tensor"
-    CHANNEL = "channel"
-    GROUP = "group"  # group_size values along the last dimension, an fp32 scale each
-    BLOCK = "block"  # a block format's blocks along the last dimension
 
 
 @dataclass(frozen=True)
@@ -154,43 +146,26 @@ def _show_bits(bits: Fraction | int) -> str:
 
 
 def parse_target(text: str) -> MemoryTarget:
-    """A target from ``NAME[:gN|:channel|:tensor][:asym|:sym]`` or a block format name.
+    """A target from a quantizer spec (``dtlab.analysis.quantspec``: the grammar and defaults of
+    ``dtlab quantize --as``; what sets only the clipping range or an MX scale rule changes no
+    byte here).
 
     >>> parse_target("mxfp4").nbytes((8, 64)) * 8 / 512
     4.25
     >>> parse_target("int8").describe()
-    'int8: int8, 8 bits per value, one fp32 scale per index of dim 0 (per tensor below rank 2)'
+    'int8: int8, 8 bits per value, one fp32 scale per tensor'
     """
+    p = parse_quantizer(text)
     name = text.strip()
-    head, *options = name.lower().split(":")
-    if head in BLOCK_FORMATS:
-        if options:
-            raise OptionError(f"target {name!r}: a block format takes no options")
-        b = get_block_format(head)
+    if isinstance(p, BlockSpec):
+        b = p.block
         return MemoryTarget(name, b.name, b.element_bits, Layout.BLOCK, b.block_size,
                             b.scale_bits, 0, SCALE_BITS if b.tensor_scale else 0)  # fmt: skip
-    fmt = get_format(head)
-    bits = int(describe(fmt).packed_bytes_per_value * 8)
-    is_int = isinstance(fmt, IntFormat)
-    layout, group = (Layout.CHANNEL if is_int else Layout.NONE), 0
-    asym = is_int and not fmt.signed
-    for opt in options:
-        if re.fullmatch(r"g[1-9][0-9]*", opt):
-            layout, group = Layout.GROUP, int(opt[1:])
-        elif opt in ("channel", "tensor"):
-            layout = Layout(opt)
-        elif opt in ("asym", "sym") and is_int:
-            asym = opt == "asym"
-        else:
-            raise OptionError(
-                f"target {name!r}: unknown option {opt!r} (gN, channel, tensor; asym or sym "
-                "for integers)"
-            )
-    if is_int and not asym and not fmt.signed:
-        raise OptionError(f"target {name!r}: an unsigned format needs a zero point (asym)")
-    scale = SCALE_BITS if layout is not Layout.NONE else 0
-    zp = fmt.bits if asym and layout is not Layout.NONE else 0
-    return MemoryTarget(name, fmt.name, bits, layout, group, scale, zp)
+    bits = int(describe(p.format).packed_bytes_per_value * 8)
+    scaled = p.layout is not Layout.NONE
+    zp = p.format.bits if p.is_int and not p.symmetric and scaled else 0
+    return MemoryTarget(name, p.format.name, bits, p.layout, p.group_size or 0,
+                        SCALE_BITS if scaled else 0, zp)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -333,8 +308,8 @@ def _assumptions(
     rules += [f"names matching {', '.join(patterns)}"] if patterns else []
     keep = (
         f"Quantizing targets (integer, block, scaled or sub-16-bit formats) keep at the stored "
-        f"dtype: {' and '.join(rules)} ({len(kept)} tensors, {sum(r.numel for r in kept):,} "
-        "parameters)."
+        f"dtype: {' and '.join(rules)} ({counted(len(kept), 'tensor')}, "
+        f"{counted(sum(r.numel for r in kept), 'parameter')})."
         if rules
         else "Quantizing targets convert every floating-point tensor."
     )
@@ -348,12 +323,12 @@ def _assumptions(
     if others:
         n = sum(r.numel for r in others)
         out.append(
-            f"Integer/bool tensors keep their stored dtype in every target ({len(others)} "
-            f"tensors, {n:,} values)."
+            "Integer/bool tensors keep their stored dtype in every target "
+            f"({counted(len(others), 'tensor')}, {counted(n, 'value')})."
         )
     if ckpt.tied:
-        out.append(f"Tied tensors (one storage, several names) count once: {len(ckpt.tied)} "
-                   "groups.")  # fmt: skip
+        out.append("Tied tensors (one storage, several names) count once: "
+                   f"{counted(len(ckpt.tied), 'group')}.")  # fmt: skip
     out.append("Codes, scales and zero points of a tensor are each rounded up to whole bytes.")
     out += [t.describe() for t in targets]
     return tuple(out)

@@ -43,7 +43,11 @@ PICKLE_OPTION = typer.Option(
 def memory_cmd(
     path: str = PATH_ARG,
     targets: str = typer.Option(
-        "fp32,bf16,fp16,fp8,int8,int4:g128,nf4,mxfp4", "--to", help="Targets, comma-separated."
+        "fp32,bf16,fp16,fp8,int8,int4:g128,nf4,mxfp4",
+        "--to",
+        help="Targets, comma-separated, in the grammar of dtlab quantize --as: a format (floats "
+        "are plain casts; intN has one fp32 scale per tensor) with :channel, :gN, :asym, or a "
+        "block format (mxfp4, mxfp8, nvfp4, nf4, ...).",
     ),
     keep: str = typer.Option(
         None, "--keep", help="Name patterns kept in high precision (globs; re: for a regex)."

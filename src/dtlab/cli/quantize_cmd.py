@@ -18,8 +18,9 @@ def quantize_cmd(
         "int8,int8:channel,int4:g128,mxfp4,nvfp4,nf4",
         "--as",
         help="Quantizers, comma-separated: (u)intN[:tensor|:channel|:gN][:sym|:asym]"
-        "[:absmax|:mse|:pNN], or mxfp8, mxfp8_e5m2, mxfp6, mxfp6_e3m2, mxfp4, mxint8 "
-        "(with :floor, :ceil, :even or :rceil), nvfp4, nf4.",
+        "[:absmax|:mse|:pNN] (one scale per tensor unless :channel or :gN), or mxfp8, "
+        "mxfp8_e5m2, mxfp6, mxfp6_e3m2, mxfp4, mxint8 (with :floor, :ceil, :even or :rceil), "
+        "nvfp4, nf4. The same specs as dtlab model memory --to.",
     ),
     channel_axis: int = typer.Option(0, "--channel-axis", help="Axis of per-channel scales."),
     group_axis: int = typer.Option(
