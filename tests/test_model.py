@@ -148,3 +148,18 @@ def test_scan_plots_a_chosen_tensor(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "go together" in r.stderr
     r = runner.invoke(app, ["model", "scan", "--plot-tensor", "nope", "--plot", str(out)])
     assert r.exit_code == 2 and "nope" in r.stderr
+
+
+def test_summary_sqnr_adds_up_every_tensor(tmp_path: Path) -> None:
+    # "exact" is representable in bf16: no noise, but its signal still counts
+    g = torch.Generator().manual_seed(2)
+    exact = torch.randn(256, 64, generator=g).bfloat16().float() * 128
+    lossy = torch.randn(128, 64, generator=g)
+    save_file({"exact": exact, "lossy": lossy}, str(tmp_path / "m.safetensors"))
+    r = scan_checkpoint(tmp_path / "m.safetensors", [get_format("bf16")])
+    xd, ld = exact.double(), lossy.double()
+    noise = float(((lossy.bfloat16().double() - ld) ** 2).sum())
+    want = 10 * math.log10(float((xd**2).sum() + (ld**2).sum()) / noise)
+    assert r.summaries[0].mean_sqnr_db == pytest.approx(want, rel=1e-6)
+    t = {x.name: x.verdicts[0] for x in r.tensors}
+    assert t["exact"].noise == 0 and t["exact"].signal == pytest.approx(float((xd**2).sum()))

@@ -56,6 +56,8 @@ class Verdict:
     status: Status
     message: str
     metrics: ErrorMetrics
+    signal: float  # sum of x^2 over the finite pairs: what FormatSummary's SQNR adds up
+    noise: float  # sum of (q - x)^2 over them
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,7 @@ def _scan_tensor(
             prev = partials[i]
             partials[i] = p if prev is None else prev.merged(p)
     verdicts = tuple(
-        _verdict(f, p.finish(), threshold) for f, p in zip(fmts, partials, strict=True) if p
+        _verdict(f, p, threshold) for f, p in zip(fmts, partials, strict=True) if p is not None
     )
     if not verdicts:  # an empty tensor
         return TensorScan(name, e.dtype, e.shape, e.numel, math.nan, 0, 0, ())
@@ -192,19 +194,22 @@ def _scan_tensor(
                       verdicts)  # fmt: skip
 
 
-def _verdict(fmt: Format, m: ErrorMetrics, threshold: float) -> Verdict:
+def _verdict(fmt: Format, p: Partial, threshold: float) -> Verdict:
+    m = p.finish()
     if m.input_nan or m.input_inf:
-        return Verdict(fmt, Status.NAN, f"{m.input_nan:,} NaN and {m.input_inf:,} inf in the "
-                       "weights", m)  # fmt: skip
-    if m.overflow:
-        top = fmt.max
+        status = Status.NAN
+        message = f"{m.input_nan:,} NaN and {m.input_inf:,} inf in the weights"
+    elif m.overflow:
         beyond = "became inf/NaN" if m.nonfinite_output else "saturated"
-        return Verdict(fmt, Status.OVERFLOW, f"overflows {fmt.name}: {m.overflow:,} values "
-                       f"beyond {float(top):g} ({beyond})", m)  # fmt: skip
-    if m.sqnr_db < threshold:
-        return Verdict(fmt, Status.LOSSY, f"loses too much: SQNR {m.sqnr_db:.1f} dB < "
-                       f"{threshold:g} dB", m)  # fmt: skip
-    return Verdict(fmt, Status.SAFE, "safe", m)
+        status = Status.OVERFLOW
+        message = (f"overflows {fmt.name}: {m.overflow:,} values beyond {float(fmt.max):g} "
+                   f"({beyond})")  # fmt: skip
+    elif m.sqnr_db < threshold:
+        status = Status.LOSSY
+        message = f"loses too much: SQNR {m.sqnr_db:.1f} dB < {threshold:g} dB"
+    else:
+        status, message = Status.SAFE, "safe"
+    return Verdict(fmt, status, message, m, p.sums.xx, p.sums.sq_err)
 
 
 def _summaries(
@@ -214,9 +219,12 @@ def _summaries(
     for i, f in enumerate(fmts):
         rows = [(t, t.verdicts[i]) for t in tensors if t.verdicts]
         by_sqnr = sorted(rows, key=lambda r: _key(r[1].metrics.sqnr_db))
-        signal = sum(_signal(v.metrics) for _, v in rows)
-        noise = sum(_noise(v.metrics) for _, v in rows)
-        mean = 10 * math.log10(signal / noise) if noise > 0 and signal > 0 else math.inf
+        signal = math.fsum(v.signal for _, v in rows)
+        noise = math.fsum(v.noise for _, v in rows)
+        if noise == 0:
+            mean = math.inf if signal > 0 else math.nan
+        else:
+            mean = 10 * math.log10(signal / noise) if signal > 0 else -math.inf
         count = {s: sum(1 for _, v in rows if v.status is s) for s in Status}
         out.append(FormatSummary(
             f, len(rows), count[Status.SAFE], count[Status.OVERFLOW],
@@ -229,22 +237,6 @@ def _summaries(
 
 def _key(v: float) -> float:
     return math.inf if math.isnan(v) else v
-
-
-def _signal(m: ErrorMetrics) -> float:
-    """sum of x^2 over the tensor's finite pairs, from its SQNR and RMSE."""
-    if not m.n or math.isnan(m.rmse):
-        return 0.0
-    noise = _noise(m)
-    if math.isinf(m.sqnr_db):
-        return 0.0 if noise == 0 else math.inf
-    return noise * 10 ** (m.sqnr_db / 10)
-
-
-def _noise(m: ErrorMetrics) -> float:
-    if math.isnan(m.rmse):
-        return 0.0
-    return m.rmse * m.rmse * (m.n - m.input_nan - m.input_inf - m.nonfinite_output)
 
 
 def failures(report: ScanReport, rules: list[str]) -> list[str]:
