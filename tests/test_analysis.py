@@ -123,3 +123,22 @@ def test_partials_of_chunks_merge_into_the_whole(backend: str) -> None:
         assert getattr(m, key) == getattr(whole, key), key
     for key in ("sqnr_db", "mean_abs_error", "max_rel_error", "cosine"):
         assert getattr(m, key) == pytest.approx(getattr(whole, key), rel=REL[backend]), key
+
+
+def test_summary_merges_chunks_and_equals_a_direct_computation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dtlab.analysis.distribution as dist
+
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(10_007, generator=g) * 3 + 5
+    x[::97] = 0.0
+    x[5], x[6000], x[7000] = math.nan, math.inf, -math.inf
+    monkeypatch.setattr(dist, "CHUNK", 1000)  # eleven chunks, merged
+    s = dist.summarize(x)
+    fin = x[x.isfinite()].double()
+    assert s.n == 10_007 and s.absmax == float(fin.abs().max())
+    assert s.mean == pytest.approx(float(fin.mean()), rel=1e-12)
+    assert s.std == pytest.approx(float(fin.std()), rel=1e-12)
+    assert s.histogram == binade_histogram(x)
+    assert (s.histogram.nan, s.histogram.inf, s.histogram.zeros) == (1, 2, 104)

@@ -79,26 +79,53 @@ def binade_histogram(x: torch.Tensor) -> BinadeHistogram:
     >>> binade_histogram(torch.tensor([1.0, 1.5, 3.0, 0.0, float("nan")])).counts
     ((0, 2), (1, 1))
     """
-    flat = x.detach().reshape(-1)
-    totals: dict[int, int] = {}
-    zeros = nan = inf = 0
-    for start in range(0, max(flat.numel(), 1), CHUNK):
-        part = flat[start : start + CHUNK]
-        if not part.dtype.is_floating_point or part.dtype == torch.bfloat16:
-            part = part.float()
-        nan += int(part.isnan().sum())
-        inf += int(part.isinf().sum())
-        zeros += int((part == 0).sum())
-        keep = part[part.isfinite() & (part != 0)]
-        if not keep.numel():
-            continue
-        _, exp = torch.frexp(keep)
-        e = exp.to(torch.int64) - 1
-        lo = int(e.min())
-        counts = torch.bincount(e - lo)
-        for i in counts.nonzero().reshape(-1).tolist():
-            totals[lo + i] = totals.get(lo + i, 0) + int(counts[i])
-    return BinadeHistogram(tuple(sorted(totals.items())), zeros, nan, inf)
+    return _Scan(x, moments=False).histogram
+
+
+class _Scan:
+    """One pass over x in chunks of CHUNK values: the binade histogram and, with moments,
+    the finite values' count, mean, sum of squared deviations (merged chunk by chunk, Chan et
+    al.) and absmax, in float64. Memory stays a few chunks, whatever the size of x."""
+
+    def __init__(self, x: torch.Tensor, *, moments: bool) -> None:
+        flat = x.detach().reshape(-1)
+        totals: dict[int, int] = {}
+        zeros = nan = inf = 0
+        self.count, self.mean, self.m2, self.absmax = 0, 0.0, 0.0, math.nan
+        for start in range(0, max(flat.numel(), 1), CHUNK):
+            part = flat[start : start + CHUNK]
+            if not part.dtype.is_floating_point or part.dtype == torch.bfloat16:
+                part = part.float()
+            nan += int(part.isnan().sum())
+            inf += int(part.isinf().sum())
+            chunk_zeros = int((part == 0).sum())
+            zeros += chunk_zeros
+            keep = part[part.isfinite() & (part != 0)]
+            if moments:
+                self._add(keep.double(), chunk_zeros)
+            if not keep.numel():
+                continue
+            _, exp = torch.frexp(keep)
+            e = exp.to(torch.int64) - 1
+            lo = int(e.min())
+            counts = torch.bincount(e - lo)
+            for i in counts.nonzero().reshape(-1).tolist():
+                totals[lo + i] = totals.get(lo + i, 0) + int(counts[i])
+        self.histogram = BinadeHistogram(tuple(sorted(totals.items())), zeros, nan, inf)
+
+    def _add(self, nonzero: torch.Tensor, zeros: int) -> None:
+        k = nonzero.numel() + zeros
+        if not k:
+            return
+        mean = float(nonzero.sum()) / k
+        m2 = float(((nonzero - mean) ** 2).sum()) + zeros * mean * mean
+        peak = float(nonzero.abs().max()) if nonzero.numel() else 0.0
+        total = self.count + k
+        delta = mean - self.mean
+        self.m2 += m2 + delta * delta * self.count * k / total
+        self.mean += delta * k / total
+        self.count = total
+        self.absmax = peak if math.isnan(self.absmax) else max(self.absmax, peak)
 
 
 def format_range(fmt: Format) -> FormatRange:
@@ -113,15 +140,22 @@ def format_range(fmt: Format) -> FormatRange:
 
 
 def summarize(x: torch.Tensor) -> InputSummary:
-    flat = x.detach().reshape(-1)
-    finite = flat[flat.isfinite()].double() if flat.numel() else flat.double()
-    if finite.numel():
-        absmax, mean = float(finite.abs().max()), float(finite.mean())
-        std = float(finite.std()) if finite.numel() > 1 else 0.0
+    """Size, dtype, absmax, mean, standard deviation (of the finite values, n - 1 in the
+    denominator) and binade histogram of x, in one chunked pass.
+
+    >>> import torch
+    >>> s = summarize(torch.tensor([1.0, -3.0, 2.0, float("inf")]))
+    >>> s.absmax, s.mean, s.std, s.histogram.inf
+    (3.0, 0.0, 2.6457513110645907, 1)
+    """
+    scan = _Scan(x, moments=True)
+    if scan.count:
+        std = math.sqrt(scan.m2 / (scan.count - 1)) if scan.count > 1 else 0.0
+        absmax, mean = scan.absmax, scan.mean
     else:
         absmax = mean = std = math.nan
     dtype = str(x.dtype).removeprefix("torch.")
-    return InputSummary(flat.numel(), dtype, absmax, mean, std, binade_histogram(x))
+    return InputSummary(x.numel(), dtype, absmax, mean, std, scan.histogram)
 
 
 def analyze(
