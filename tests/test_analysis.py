@@ -142,3 +142,18 @@ def test_summary_merges_chunks_and_equals_a_direct_computation(
     assert s.std == pytest.approx(float(fin.std()), rel=1e-12)
     assert s.histogram == binade_histogram(x)
     assert (s.histogram.nan, s.histogram.inf, s.histogram.zeros) == (1, 2, 104)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_binades_from_exponent_fields_equal_frexp(dtype: torch.dtype) -> None:
+    g = torch.Generator().manual_seed(9)
+    scale = torch.logspace(-45, 35, 5000, dtype=torch.float64)
+    x = (torch.randn(5000, generator=g, dtype=torch.float64) * scale).to(dtype)
+    x[::50], x[7], x[8], x[9] = 0.0, math.nan, math.inf, -math.inf
+    h = binade_histogram(x)
+    v = x.double()
+    keep = v[v.isfinite() & (v != 0)]
+    exps = (torch.frexp(keep)[1] - 1).tolist()
+    want = tuple(sorted((e, exps.count(e)) for e in set(exps)))
+    assert h.counts == want
+    assert (h.zeros, h.nan, h.inf) == (int((v == 0).sum()), 1, int(v.isinf().sum()))

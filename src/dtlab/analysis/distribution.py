@@ -85,41 +85,67 @@ def binade_histogram(x: torch.Tensor) -> BinadeHistogram:
 class _Scan:
     """One pass over x in chunks of CHUNK values: the binade histogram and, with moments,
     the finite values' count, mean, sum of squared deviations (merged chunk by chunk, Chan et
-    al.) and absmax, in float64. Memory stays a few chunks, whatever the size of x."""
+    al.) and absmax, in float64. Memory stays a few chunks, whatever the size of x.
+
+    Binades come from the exponent field: one bincount per chunk; only the chunk's zeros and
+    subnormals (exponent field 0) and NaN and inf (all ones) are looked at again."""
 
     def __init__(self, x: torch.Tensor, *, moments: bool) -> None:
         flat = x.detach().reshape(-1)
-        totals: dict[int, int] = {}
-        zeros = nan = inf = 0
+        self.totals: dict[int, int] = {}
+        self.zeros = self.nan = self.inf = 0
         self.count, self.mean, self.m2, self.absmax = 0, 0.0, 0.0, math.nan
-        for start in range(0, max(flat.numel(), 1), CHUNK):
+        for start in range(0, flat.numel(), CHUNK):
             part = flat[start : start + CHUNK]
-            if not part.dtype.is_floating_point or part.dtype == torch.bfloat16:
-                part = part.float()
-            nan += int(part.isnan().sum())
-            inf += int(part.isinf().sum())
-            chunk_zeros = int((part == 0).sum())
-            zeros += chunk_zeros
-            keep = part[part.isfinite() & (part != 0)]
+            if part.dtype not in (torch.float32, torch.float64):
+                part = part.float()  # exact for every narrower float and int
+            finite = self._binades(part)
             if moments:
-                self._add(keep.double(), chunk_zeros)
-            if not keep.numel():
-                continue
-            _, exp = torch.frexp(keep)
-            e = exp.to(torch.int64) - 1
-            lo = int(e.min())
-            counts = torch.bincount(e - lo)
-            for i in counts.nonzero().reshape(-1).tolist():
-                totals[lo + i] = totals.get(lo + i, 0) + int(counts[i])
-        self.histogram = BinadeHistogram(tuple(sorted(totals.items())), zeros, nan, inf)
+                self._add(finite.double())
+        self.histogram = BinadeHistogram(
+            tuple(sorted(self.totals.items())), self.zeros, self.nan, self.inf
+        )
 
-    def _add(self, nonzero: torch.Tensor, zeros: int) -> None:
-        k = nonzero.numel() + zeros
+    def _binades(self, part: torch.Tensor) -> torch.Tensor:
+        """Count part's binades; return its finite values."""
+        f32 = part.dtype == torch.float32
+        ints, shift, top, bias = (
+            (torch.int32, 23, 0xFF, 127) if f32 else (torch.int64, 52, 0x7FF, 1023)
+        )
+        field = (part.view(ints) >> shift) & top
+        counts = torch.bincount(field.reshape(-1), minlength=top + 1).tolist()
+        for f in range(1, top):
+            if counts[f]:
+                self._count(f - bias, counts[f])
+        finite = part
+        if counts[top]:  # NaN or inf
+            nan = int(part.isnan().sum())
+            self.nan += nan
+            self.inf += counts[top] - nan
+            finite = part[part.isfinite()]
+        if counts[0]:  # zeros and subnormals
+            low = part[field == 0]
+            nonzero = low[low != 0]
+            self.zeros += low.numel() - nonzero.numel()
+            if nonzero.numel():
+                _, exp = torch.frexp(nonzero)
+                e = exp.to(torch.int64) - 1
+                lo = int(e.min())
+                sub = torch.bincount(e - lo)
+                for i in sub.nonzero().reshape(-1).tolist():
+                    self._count(lo + i, int(sub[i]))
+        return finite
+
+    def _count(self, e: int, n: int) -> None:
+        self.totals[e] = self.totals.get(e, 0) + n
+
+    def _add(self, finite: torch.Tensor) -> None:
+        k = finite.numel()
         if not k:
             return
-        mean = float(nonzero.sum()) / k
-        m2 = float(((nonzero - mean) ** 2).sum()) + zeros * mean * mean
-        peak = float(nonzero.abs().max()) if nonzero.numel() else 0.0
+        var, mean_t = torch.var_mean(finite, correction=0)
+        mean, m2 = float(mean_t), float(var) * k
+        peak = float(finite.abs().max())
         total = self.count + k
         delta = mean - self.mean
         self.m2 += m2 + delta * delta * self.count * k / total
