@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from dtlab.analysis.elementwise import format_partial, overflow_limits
+from dtlab.analysis.metrics import Partial
 from dtlab.formats import FloatFormat, get_format
 from dtlab.kernels import has_c_kernel
 from dtlab.modes import Rounding
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.skipif(not has_c_kernel(), reason="no C kernel")
 FORMATS = [
     "fp8", "e5m2", "float8_e4m3fnuz", "bf16", "fp16", "fp6", "float6_e3m2fn", "fp4", "int8",
     "int4", "uint8", "uint4", "e8m0", "e4m3:subnormals=no", "e3m0fn", "e5m2:inf=no:nan=all-ones",
+    "float8_e3m4", "float8_e4m3b11fnuz", "float8_e5m2fnuz", "tf32", "int3", "uint5", "int16",
 ]  # fmt: skip
 MODES = ["nearest-even", "nearest-away", "toward-zero", "up", "down"]
 COUNTS = ("n", "nan", "inf", "count", "rel_count", "nonfinite")
@@ -48,7 +50,7 @@ def data(name: str, mode: Rounding) -> torch.Tensor:
     plain values (no event), values over many binades (overflows, underflows, subnormals,
     but no zero), the same with zeros, and the edges scattered among plain values."""
     g = torch.Generator().manual_seed(3)
-    scale = 2.0 if name in ("fp4", "fp6", "int4", "uint4", "e3m0fn") else 20.0
+    scale = 2.0 if name in ("fp4", "fp6", "int4", "uint4", "e3m0fn", "int3", "uint5") else 20.0
     plain = torch.randn(3000, generator=g) * scale
     wide = torch.randn(2048, generator=g) * scale * torch.logspace(-12, 4, 2048, base=2.0)
     wide = wide[torch.randperm(wide.numel(), generator=g)]
@@ -59,6 +61,19 @@ def data(name: str, mode: Rounding) -> torch.Tensor:
     mixed = mixed[torch.randperm(mixed.numel(), generator=g)]
     x = torch.cat([plain, wide, zeros, mixed, e])
     return x[: x.numel() - 3]
+
+
+def assert_same(want: Partial, got: Partial) -> None:
+    """Counts equal, sums within the C pass's documented 1e-6."""
+    assert (got.overflow, got.underflow, got.subnormal) == (
+        want.overflow,
+        want.underflow,
+        want.subnormal,
+    )
+    ws, gs = dataclasses.asdict(want.sums), dataclasses.asdict(got.sums)
+    assert {k: gs[k] for k in COUNTS} == {k: ws[k] for k in COUNTS}
+    for k in SUMS:
+        assert gs[k] == pytest.approx(ws[k], rel=1e-6), k
 
 
 @pytest.fixture(params=["avx2", "portable"])
@@ -76,15 +91,7 @@ def test_c_counts_equal_the_torch_path_on_every_edge(name: str, mode: str, c_var
     x = data(name, Rounding.parse(mode))
     want = format_partial(x, name, rounding=mode, backend="torch")
     got = format_partial(x, name, rounding=mode, backend="c")
-    assert (got.overflow, got.underflow, got.subnormal) == (
-        want.overflow,
-        want.underflow,
-        want.subnormal,
-    )
-    ws, gs = dataclasses.asdict(want.sums), dataclasses.asdict(got.sums)
-    assert {k: gs[k] for k in COUNTS} == {k: ws[k] for k in COUNTS}
-    for k in SUMS:
-        assert gs[k] == pytest.approx(ws[k], rel=1e-6), k
+    assert_same(want, got)
     reachable = overflow_limits(get_format(name), Rounding.parse(mode)).pos < 3.4e38
     assert want.overflow > 0 or not reachable  # the data reach the edges they are built for
 
@@ -115,3 +122,18 @@ def test_figures_do_not_depend_on_the_number_of_threads() -> None:
     finally:
         torch.set_num_threads(old)
     assert results[0] == results[1] == results[2]
+
+
+@pytest.mark.parametrize(
+    ("name", "overflow", "subnormals"),
+    [("fp8", "saturate", "keep"), ("e5m2", "saturate", "flush"), ("bf16", "inf-nan", "flush"),
+     ("int8", "wrap", "keep"), ("fp16", "inf-nan", "keep"), ("fp6", "saturate", "flush")],
+)  # fmt: skip
+def test_c_counts_equal_the_torch_path_under_each_policy(
+    name: str, overflow: str, subnormals: str, c_variant: str
+) -> None:
+    x = data(name, Rounding.NEAREST_EVEN)
+    kw = {"overflow": overflow, "subnormals": subnormals}
+    want = format_partial(x, name, backend="torch", **kw)
+    got = format_partial(x, name, backend="c", **kw)
+    assert_same(want, got)
