@@ -134,11 +134,15 @@ def test_user_formats_from_specs() -> None:
         ("int8:bias=3", "integer formats"),
         ("e0m3", "exponent bits"),
         ("e4m3:subnormals=maybe", "yes or no"),
+        ("e3m0", "try e3m0fn .* or e3m0fnu"),  # no mantissa: no room for IEEE NaNs
+        ("e1m2", "try e1m2fn"),  # one exponent bit: no room for IEEE infinities
     ],
 )
 def test_inconsistent_specs_are_refused(spec: str, message: str) -> None:
     with pytest.raises(FormatSpecError, match=message):
         get_format(spec)
+    if "try" in message:  # and the suggestion works
+        get_format(spec + "fn")
 
 
 def test_unknown_names_suggest_close_ones() -> None:

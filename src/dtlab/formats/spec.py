@@ -68,15 +68,24 @@ def parse_short(text: str) -> Format | None:
     exp_bits, man_bits, signed = int(e), int(mant), not unsigned
     bits = int(signed) + exp_bits + man_bits
     nan = style_nan(style or "", bits)
-    fmt = FloatFormat(
-        exp_bits,
-        man_bits,
-        int(bias) if bias is not None else default_bias(max(exp_bits, 1), nan),
-        signed=signed,
-        has_inf=nan is NanEncoding.IEEE,
-        nan=nan,
-        subnormals=man_bits > 0,
-    )
+    try:
+        fmt = FloatFormat(
+            exp_bits,
+            man_bits,
+            int(bias) if bias is not None else default_bias(max(exp_bits, 1), nan),
+            signed=signed,
+            has_inf=nan is NanEncoding.IEEE,
+            nan=nan,
+            subnormals=man_bits > 0,
+        )
+    except FormatSpecError as e:
+        if style or nan is not NanEncoding.IEEE:
+            raise
+        # the plain form means IEEE inf and NaN, which a tiny format cannot hold
+        raise FormatSpecError(
+            f"{text!r}: {e}, and the plain eXmY form has IEEE inf and NaN; try {text}fn "
+            f"(finite: no inf, NaN at all ones) or {text}fnu (the same, unsigned)"
+        ) from None
     if total is not None and int(total) != fmt.bits:
         raise FormatSpecError(
             f"{text!r}: e{exp_bits}m{man_bits} takes {fmt.bits} bits, not {total}"
