@@ -21,6 +21,7 @@ FORMATS = [
     "fp8", "e5m2", "float8_e4m3fnuz", "bf16", "fp16", "fp6", "float6_e3m2fn", "fp4", "int8",
     "int4", "uint8", "uint4", "e8m0", "e4m3:subnormals=no", "e3m0fn", "e5m2:inf=no:nan=all-ones",
     "float8_e3m4", "float8_e4m3b11fnuz", "float8_e5m2fnuz", "tf32", "int3", "uint5", "int16",
+    "int24", "uint24",  # thresholds such as 8388608.5 lie between two float32 values
 ]  # fmt: skip
 MODES = ["nearest-even", "nearest-away", "toward-zero", "up", "down"]
 COUNTS = ("n", "nan", "inf", "count", "rel_count", "nonfinite")
@@ -48,7 +49,8 @@ def edges(name: str, mode: Rounding) -> list[float]:
 def data(name: str, mode: Rounding) -> torch.Tensor:
     """Runs of each kind the C pass tells apart, then a tail that is not a multiple of 8:
     plain values (no event), values over many binades (overflows, underflows, subnormals,
-    but no zero), the same with zeros, and the edges scattered among plain values."""
+    but no zero), the same with zeros, and the edges scattered among plain values (all of
+    them, then those the float32 sums take)."""
     g = torch.Generator().manual_seed(3)
     scale = 2.0 if name in ("fp4", "fp6", "int4", "uint4", "e3m0fn", "int3", "uint5") else 20.0
     plain = torch.randn(3000, generator=g) * scale
@@ -59,7 +61,13 @@ def data(name: str, mode: Rounding) -> torch.Tensor:
     e = torch.tensor(edges(name, mode), dtype=torch.float32)
     mixed = torch.cat([torch.randn(2000, generator=g) * scale, e.repeat(4)])
     mixed = mixed[torch.randperm(mixed.numel(), generator=g)]
-    x = torch.cat([plain, wide, zeros, mixed, e])
+    # the edges the float32 sums take (zero or magnitudes in [2^-40, 2^60)), without the
+    # NaN, inf and extreme values that send a run to the float64 path
+    a = e.abs()
+    fit = e[(a == 0) | ((a >= 2.0**-40) & (a < 2.0**60))]
+    near = torch.cat([torch.randn(1000, generator=g) * scale, fit.repeat(4)])
+    near = near[torch.randperm(near.numel(), generator=g)]
+    x = torch.cat([plain, wide, zeros, mixed, near, e])
     return x[: x.numel() - 3]
 
 

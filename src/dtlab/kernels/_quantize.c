@@ -673,83 +673,9 @@ typedef struct {
 DEFINE_ACCUMULATE(acc_f32, float)
 DEFINE_ACCUMULATE(acc_f64, double)
 
-/* AVX2 accumulation of float32 blocks: the same sums in four float64 lanes (in another order,
- * which is all that differs: the metrics are float64 approximations either way). */
-static inline AVX2 int64_t cnt(__m256d m) { return __builtin_popcount(_mm256_movemask_pd(m)); }
-
-AVX2 static void acc_f32_avx2(const float *x, const float *q, int64_t n, const limits *l, sums *s) {
-    const __m256d absmask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFFFFFFFFFFFFFFLL));
-    const __m256d inf = _mm256_set1_pd(INFINITY), zero = _mm256_setzero_pd();
-    const __m256d tpos = _mm256_set1_pd(l->tpos), tneg = _mm256_set1_pd(l->tneg);
-    const __m256d tiny = _mm256_set1_pd(l->tiny);
-    const __m256d ipos = _mm256_castsi256_pd(_mm256_set1_epi64x(l->ipos ? -1 : 0));
-    const __m256d ineg = _mm256_castsi256_pd(_mm256_set1_epi64x(l->ineg ? -1 : 0));
-    __m256d abs_sum = zero, abs_max = zero, sq = zero, xx = zero, qq = zero, xq = zero;
-    __m256d rel_sum = zero, rel_max = zero, xmaxv = zero;
-    int64_t nan = 0, infc = 0, count = 0, rel_count = 0, nonfinite = 0, under = 0, subn = 0, over = 0;
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        __m256d xv = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), qv = _mm256_cvtps_pd(_mm_loadu_ps(q + i));
-        __m256d ax = _mm256_and_pd(xv, absmask), aq = _mm256_and_pd(qv, absmask);
-        __m256d finx = _mm256_cmp_pd(ax, inf, _CMP_LT_OQ), finq = _mm256_cmp_pd(aq, inf, _CMP_LT_OQ);
-        __m256d pair = _mm256_and_pd(finx, finq);
-        __m256d d = _mm256_and_pd(_mm256_and_pd(_mm256_sub_pd(qv, xv), absmask), pair);
-        __m256d xm = _mm256_and_pd(xv, pair), qm = _mm256_and_pd(qv, pair);
-        abs_sum = _mm256_add_pd(abs_sum, d);
-        abs_max = _mm256_max_pd(abs_max, d);
-        sq = _mm256_add_pd(sq, _mm256_mul_pd(d, d));
-        xx = _mm256_add_pd(xx, _mm256_mul_pd(xm, xm));
-        qq = _mm256_add_pd(qq, _mm256_mul_pd(qm, qm));
-        xq = _mm256_add_pd(xq, _mm256_mul_pd(xm, qm));
-        __m256d nzx = _mm256_and_pd(pair, _mm256_cmp_pd(xv, zero, _CMP_NEQ_OQ));
-        __m256d r = _mm256_and_pd(_mm256_div_pd(d, ax), nzx);
-        rel_sum = _mm256_add_pd(rel_sum, r);
-        rel_max = _mm256_max_pd(rel_max, r);
-        xmaxv = _mm256_max_pd(xmaxv, _mm256_and_pd(ax, finx));
-        count += cnt(pair);
-        rel_count += cnt(nzx);
-        nan += cnt(_mm256_cmp_pd(xv, xv, _CMP_UNORD_Q));
-        infc += cnt(_mm256_cmp_pd(ax, inf, _CMP_EQ_OQ));
-        nonfinite += cnt(_mm256_andnot_pd(finq, finx));
-        __m256d qzero = _mm256_cmp_pd(qv, zero, _CMP_EQ_OQ);
-        under += cnt(_mm256_and_pd(nzx, qzero));
-        subn += cnt(_mm256_and_pd(_mm256_cmp_pd(qv, zero, _CMP_NEQ_OQ), _mm256_cmp_pd(aq, tiny, _CMP_LT_OQ)));
-        __m256d negx = _mm256_cmp_pd(xv, zero, _CMP_LT_OQ);
-        __m256d t = _mm256_blendv_pd(tpos, tneg, negx), inc = _mm256_blendv_pd(ipos, ineg, negx);
-        __m256d beyond = _mm256_or_pd(_mm256_cmp_pd(ax, t, _CMP_GT_OQ),
-                                      _mm256_and_pd(inc, _mm256_cmp_pd(ax, t, _CMP_EQ_OQ)));
-        over += cnt(_mm256_and_pd(finx, beyond));
-    }
-    double lanes[4];
-#define FOLD(v, op) (_mm256_storeu_pd(lanes, v), op(op(lanes[0], lanes[1]), op(lanes[2], lanes[3])))
-#define ADD(a, b) ((a) + (b))
-#define MAX(a, b) ((a) > (b) ? (a) : (b))
-    s->abs_sum += FOLD(abs_sum, ADD);
-    s->abs_max = MAX(s->abs_max, FOLD(abs_max, MAX));
-    s->sq_err += FOLD(sq, ADD);
-    s->xx += FOLD(xx, ADD);
-    s->qq += FOLD(qq, ADD);
-    s->xq += FOLD(xq, ADD);
-    s->rel_sum += FOLD(rel_sum, ADD);
-    s->rel_max = MAX(s->rel_max, FOLD(rel_max, MAX));
-    s->xmax = MAX(s->xmax, FOLD(xmaxv, MAX));
-#undef FOLD
-#undef ADD
-#undef MAX
-    s->nan += nan;
-    s->inf += infc;
-    s->count += count;
-    s->rel_count += rel_count;
-    s->nonfinite += nonfinite;
-    s->underflow += under;
-    s->subnormal += subn;
-    s->overflow += over;
-    acc_f32(x + i, q + i, n - i, l, s); /* the last few values */
-}
-
-/* Faster still, for float32 inputs whose thresholds are float32 values: the tests in 8
- * float32 lanes, and the sums in float32 over runs of 16 vectors (128 values across the
- * lanes) before they join float64 accumulators. A run (in L1 by then) takes passes with few
+/* With AVX2 and FMA, for float32 inputs: the tests in 8 float32 lanes, and the sums in
+ * float32 over runs of 16 vectors (128 values across the lanes) before they join float64
+ * accumulators. A run (in L1 by then) takes passes with few
  * accumulators each, so that they all stay in registers, and no pass branches per vector.
  * First a pass that decides, trying the kind of the last run first, then the next:
  *   run_usual   whether every x has |x| in [2^-40, t), t below every overflow threshold,
@@ -765,24 +691,24 @@ AVX2 static void acc_f32_avx2(const float *x, const float *q, int64_t n, const l
  * least one float32 ulp of 2^-40, whose square 2^-126 is still normal, and 16 squares of
  * errors up to 2^61 stay below 2^128. Relative accuracy of the sums: about 16 * 2^-24 per
  * run, far below what the figures are printed with. The overflow tests are made strict
- * (x > t) by stepping an inclusive threshold down one float32. */
+ * float32 compares x > s by strict_f32. */
 #define RUN 16
 #define AVX2FMA __attribute__((target("avx2,fma")))
 #define SUM_LO 0x2B800000 /* bits of 2^-40 */
 #define SUM_HI 0x5D800000 /* bits of 2^60 */
 
+/* the float32 s with, for every float32 x >= 0: x > t (or x == t, inclusive) iff x > s */
 static float strict_f32(double t, int inclusive) {
     if (t > 3.4028234663852886e38) return INFINITY; /* beyond every finite float32 */
     float f = (float)t;
-    return inclusive ? nextafterf(f, 0.0f) : f;
+    if ((double)f == t) return inclusive ? nextafterf(f, 0.0f) : f;
+    return (double)f > t ? nextafterf(f, 0.0f) : f; /* t between two floats: the one below */
 }
 
-/* the float32 compares give the float64 answers: thresholds are float32 values (or lie
- * beyond every float32), and an inclusive threshold is not zero */
+/* whether the float32 compares give the float64 answers: an inclusive threshold of zero has
+ * no strict float32 form, and the smallest normal must be a float32 value */
 static int fast32_ok(const limits *l) {
-    int pos = (double)(float)l->tpos == l->tpos || l->tpos > 3.4028234663852886e38;
-    int neg = (double)(float)l->tneg == l->tneg || l->tneg > 3.4028234663852886e38;
-    return pos && neg && !(l->ipos && l->tpos == 0) && !(l->ineg && l->tneg == 0) &&
+    return !(l->ipos && l->tpos == 0) && !(l->ineg && l->tneg == 0) &&
            (double)(float)l->tiny == l->tiny;
 }
 
@@ -1117,8 +1043,6 @@ static void run_metrics(long kind, const void *src, int64_t n, const params *p, 
                         sums *total) {
     int64_t nblocks = (n + MBLOCK - 1) / MBLOCK;
     memset(total, 0, sizeof *total);
-    /* float32 lanes answer the threshold tests exactly when the thresholds are float32 values
-     * (or lie beyond every float32); the tiny threshold likewise */
     int fast = use_avx2 && fast32_ok(l) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     int lk = kind == 32 ? lean_kind_of(p) : 0, fused = fast && lk;
     lean_avx2 qc;
@@ -1158,8 +1082,6 @@ static void run_metrics(long kind, const void *src, int64_t n, const params *p, 
                     run_quantize(32, x, buf, len, &lp);
                     if (fast)
                         acc_f32_fast(x, (float *)buf, len, l, sp, 0, NULL);
-                    else if (use_avx2 && __builtin_cpu_supports("avx2"))
-                        acc_f32_avx2(x, (const float *)buf, len, l, sp);
                     else
                         acc_f32(x, (const float *)buf, len, l, sp);
                 } else {
