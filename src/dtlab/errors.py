@@ -24,3 +24,13 @@ class ParseError(DtlabError, ValueError):
 
 class OptionError(DtlabError, ValueError):
     """An option that does not apply to the format (e.g. overflow=wrap on a float)."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    r"""What a foreign exception says, fit for one line of dtlab's own message.
+
+    >>> first_line(ValueError("  bad header\n  at byte 8"))
+    'bad header'
+    """
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__

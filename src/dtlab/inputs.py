@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from dtlab.errors import DtlabError, ParseError
+from dtlab.errors import DtlabError, ParseError, first_line
 from dtlab.values import parse_value
 
 MAX_GENERATED = 1 << 30  # 4 GiB of float32: beyond that, ask for a file
@@ -125,7 +125,7 @@ def _load_npy(path: Path) -> torch.Tensor:
     try:
         arr = np.load(path, allow_pickle=False, mmap_mode="r")
     except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable .npy file ({_first_line(exc)})") from None
+        raise InputError(f"{path}: not a readable .npy file ({first_line(exc)})") from None
     if arr.dtype.kind != "f":
         raise InputError(f"{path}: holds {arr.dtype}, not floating point values")
     return torch.from_numpy(np.array(arr))
@@ -142,7 +142,7 @@ def _load_safetensors(path: Path, key: str | None) -> tuple[str, torch.Tensor]:
     except InputError:
         raise
     except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise InputError(f"{path}: not a readable safetensors file ({_first_line(exc)})") from None
+        raise InputError(f"{path}: not a readable safetensors file ({first_line(exc)})") from None
 
 
 def _load_pt(path: Path, key: str | None) -> tuple[str, torch.Tensor]:
@@ -150,7 +150,7 @@ def _load_pt(path: Path, key: str | None) -> tuple[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # weights_only refuses pickled code; corrupt files raise too
         raise InputError(
-            f"{path}: not loadable with weights_only=True ({_first_line(exc)})"
+            f"{path}: not loadable with weights_only=True ({first_line(exc)})"
         ) from None
     if isinstance(obj, torch.Tensor):
         if key:
@@ -174,11 +174,6 @@ def _pick(path: Path, key: str | None, names: list[str]) -> str:
         return names[0]
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
     raise InputError(f"{path}: holds {len(names)} tensors; name one as {path.name}:NAME ({shown})")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
 
 
 def reshape(t: torch.Tensor, shape: str) -> torch.Tensor:

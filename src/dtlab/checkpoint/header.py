@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dtlab.errors import DtlabError
+from dtlab.errors import DtlabError, first_line
 from dtlab.formats import SAFETENSORS_NAMES, get_format
 from dtlab.formats.report import describe
 
@@ -35,9 +35,6 @@ from dtlab.formats.report import describe
 MAX_HEADER_BYTES = 100_000_000
 MAX_RANK = 64  # numpy's NPY_MAXDIMS; also keeps the product of a hostile shape cheap
 MAX_DIM = 2**63 - 1  # the official reader keeps dimensions as usize
-_ST_TO_DTLAB = {st: name for name, st in SAFETENSORS_NAMES.items()}
-# Known to the installed safetensors but absent from dtlab's table of safetensors names.
-_EXTRA = {"F8_E4M3FNUZ": "float8_e4m3fnuz", "F8_E5M2FNUZ": "float8_e5m2fnuz"}
 _NO_FORMAT_BITS = {"BOOL": 8, "C64": 64}  # no dtlab format: a byte of 0/1, two float32
 
 
@@ -66,7 +63,7 @@ class StDtype:
 
 def _dtype_table() -> dict[str, StDtype]:
     table = {st: StDtype(st, bits, None) for st, bits in _NO_FORMAT_BITS.items()}
-    for st, name in {**_ST_TO_DTLAB, **_EXTRA}.items():
+    for name, st in SAFETENSORS_NAMES.items():
         packed = describe(get_format(name)).packed_bytes_per_value * 8
         table[st] = StDtype(st, int(packed), name)
     return table
@@ -163,8 +160,7 @@ def parse_json(raw: bytes, where: str, what: str) -> Any:
     except RecursionError:
         raise CheckpointError(f"{where}: {what} nests too deeply") from None
     except ValueError as exc:  # JSONDecodeError, NaN, an integer of more than 4300 digits
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{where}: {what} is not valid JSON ({first})") from None
+        raise CheckpointError(f"{where}: {what} is not valid JSON ({first_line(exc)})") from None
 
 
 def read_header(path: Path) -> Header:

@@ -40,11 +40,13 @@ from fractions import Fraction
 from typing import ClassVar
 
 from dtlab.analysis.blocks import ScaleKind, effective_bits, get_block_format
+from dtlab.analysis.intquant import SCALE_BITS  # an fp32 scale per group / channel / tensor
 from dtlab.analysis.quantspec import BlockSpec, Layout, parse_quantizer
 from dtlab.checkpoint.header import DTYPES, TensorEntry
 from dtlab.checkpoint.reader import Checkpoint
 from dtlab.errors import OptionError
 from dtlab.formats.report import describe
+from dtlab.kernels.packing import packed_size
 from dtlab.numtext import counted
 
 __all__ = ["DEFAULT_PATTERNS", "DEFAULT_TARGETS", "Layout", "MemoryTable", "MemoryTarget",
@@ -53,7 +55,6 @@ __all__ = ["DEFAULT_PATTERNS", "DEFAULT_TARGETS", "Layout", "MemoryTable", "Memo
 DEFAULT_TARGETS = ("fp32", "bf16", "fp16", "fp8", "int8", "int4:g128", "nf4", "mxfp4")
 # Globs are matched case-insensitively against the full name; "re:..." is a regex (re.search).
 DEFAULT_PATTERNS = ("*embed*", "*.wte.*", "*.wpe.*", "*norm*", "*bias", "*lm_head*")
-SCALE_BITS = 32  # an fp32 scale per group / channel / tensor (analysis.intquant.SCALE_BITS)
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,10 @@ class MemoryTarget:
         if numel == 0:
             return 0
         return (
-            _bytes(numel * self.element_bits)
-            + _bytes(n * self.scale_bits)
-            + _bytes(n * self.zero_point_bits)
-            + _bytes(self.tensor_scale_bits)
+            packed_size(numel, self.element_bits)
+            + packed_size(n, self.scale_bits)
+            + packed_size(n, self.zero_point_bits)
+            + packed_size(1, self.tensor_scale_bits)
         )
 
     def describe(self) -> str:
@@ -135,10 +136,6 @@ class MemoryTarget:
             f"scale{zp} each ({_show_bits(self.element_bits + per)} bits per value; a row's "
             "shorter last group has its own)"
         )
-
-
-def _bytes(bits: int) -> int:
-    return -(-bits // 8)
 
 
 def _show_bits(bits: Fraction | int) -> str:
@@ -237,7 +234,8 @@ def memory_table(
         sizes = tuple(0 if tied else _size(e, t, kept) for t in parsed)
         rows.append(TensorMemory(e.name, e.shape, e.dtype, e.numel, 0 if tied else e.nbytes,
                                  kept, tied, sizes))  # fmt: skip
-    totals = tuple(_total(i, t, rows) for i, t in enumerate(parsed))
+    live = [r for r in rows if r.tied_to is None]  # tied tensors count once
+    totals = tuple(_total(i, t, live) for i, t in enumerate(parsed))
     return MemoryTable(
         source=str(ckpt.path),
         targets=parsed,
@@ -246,7 +244,7 @@ def memory_table(
         stored_bytes=sum(r.stored_bytes for r in rows),
         totals=totals,
         tensors=tuple(rows),
-        assumptions=_assumptions(ckpt, parsed, patterns, keep_1d, rows),
+        assumptions=_assumptions(ckpt, parsed, patterns, keep_1d, live),
     )
 
 
@@ -274,15 +272,17 @@ def _kept(
     return None
 
 
+def _converts(dtype: str, kept: str | None, t: MemoryTarget) -> bool:
+    """Whether target t stores a tensor anew; otherwise it keeps its stored bytes."""
+    return DTYPES[dtype].is_float and (kept is None or not t.quantizes)
+
+
 def _size(e: TensorEntry, t: MemoryTarget, kept: str | None) -> int:
-    if not DTYPES[e.dtype].is_float or (kept is not None and t.quantizes):
-        return e.nbytes
-    return t.nbytes(e.shape)
+    return t.nbytes(e.shape) if _converts(e.dtype, kept, t) else e.nbytes
 
 
-def _total(i: int, t: MemoryTarget, rows: list[TensorMemory]) -> TargetTotal:
-    live = [r for r in rows if r.tied_to is None]
-    kept = [r for r in live if not _converts(r, t)]
+def _total(i: int, t: MemoryTarget, live: list[TensorMemory]) -> TargetTotal:
+    kept = [r for r in live if not _converts(r.dtype, r.kept, t)]
     return TargetTotal(
         t.name,
         sum(r.nbytes[i] for r in live),
@@ -291,18 +291,13 @@ def _total(i: int, t: MemoryTarget, rows: list[TensorMemory]) -> TargetTotal:
     )
 
 
-def _converts(r: TensorMemory, t: MemoryTarget) -> bool:
-    return DTYPES[r.dtype].is_float and (r.kept is None or not t.quantizes)
-
-
 def _assumptions(
     ckpt: Checkpoint,
     targets: tuple[MemoryTarget, ...],
     patterns: tuple[str, ...],
     keep_1d: bool,
-    rows: list[TensorMemory],
+    live: list[TensorMemory],
 ) -> tuple[str, ...]:
-    live = [r for r in rows if r.tied_to is None]
     kept = [r for r in live if DTYPES[r.dtype].is_float and r.kept is not None]
     rules = ["rank <= 1 (biases, norms)"] if keep_1d else []
     rules += [f"names matching {', '.join(patterns)}"] if patterns else []

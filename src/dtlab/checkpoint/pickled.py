@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from dtlab.checkpoint.header import DTYPES, CheckpointError, TensorEntry, show
+from dtlab.errors import first_line
 from dtlab.formats import TORCH_NAMES
 
 REFUSAL = (
@@ -23,17 +24,19 @@ REFUSAL = (
 )
 
 
-def _torch_to_st() -> dict[torch.dtype, str]:
-    out: dict[torch.dtype, str] = {torch.bool: "BOOL", torch.complex64: "C64"}
+def _torch_dtypes() -> dict[str, torch.dtype]:
+    out: dict[str, torch.dtype] = {"BOOL": torch.bool, "C64": torch.complex64}
     for st, info in DTYPES.items():
         attr = TORCH_NAMES.get(info.format_name or "")
         native = getattr(torch, attr, None) if attr else None
         if isinstance(native, torch.dtype):
-            out[native] = st
+            out[st] = native
     return out
 
 
-_TORCH_TO_ST = _torch_to_st()
+# the torch dtype of each safetensors dtype string that torch has (the reader's too)
+TORCH_DTYPES = _torch_dtypes()
+_TORCH_TO_ST = {dt: st for st, dt in TORCH_DTYPES.items()}
 
 
 def load_pickle(
@@ -60,7 +63,7 @@ def _reason(exc: Exception) -> str:
     for line in lines:  # torch's weights_only message: the useful line says "... error: ..."
         if "error:" in line:
             return line.split("error:", 1)[1].split(". Please")[0].strip()[:200]
-    return (lines[0] if lines else type(exc).__name__)[:200]
+    return first_line(exc)
 
 
 def _flatten(obj: object, prefix: str, out: dict[str, torch.Tensor]) -> None:

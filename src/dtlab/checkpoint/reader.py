@@ -44,9 +44,8 @@ from dtlab.checkpoint.header import (
     show,
 )
 from dtlab.checkpoint.layout import CheckpointKind, find_source, read_index
-from dtlab.checkpoint.pickled import REFUSAL, load_pickle
-from dtlab.errors import OptionError
-from dtlab.formats import TORCH_NAMES
+from dtlab.checkpoint.pickled import REFUSAL, TORCH_DTYPES, load_pickle
+from dtlab.errors import OptionError, first_line
 from dtlab.kernels import decode, unpack
 
 REMAP_BYTES = 256 << 20  # input bytes read through one memory map before it is reopened
@@ -88,9 +87,14 @@ class Checkpoint:
         return tuple(e.name for e in self.tensors)
 
     @property
+    def stored(self) -> tuple[TensorEntry, ...]:
+        """The tensors with storage of their own: each tied group once, by its first name."""
+        return tuple(e for e in self.tensors if e.name not in self._tied_to)
+
+    @property
     def numel(self) -> int:
         """Values stored, each tied group counted once."""
-        return sum(e.numel for e in self.tensors if e.name not in self._tied_to)
+        return sum(e.numel for e in self.stored)
 
     def entry(self, name: str) -> TensorEntry:
         """The entry of a tensor, or a CheckpointError that suggests close names."""
@@ -214,14 +218,7 @@ def _loaded_chunks(
 
 
 def _torch_dtype(st: str) -> torch.dtype | None:
-    info = DTYPES[st]
-    if st == "BOOL":
-        return torch.bool
-    if st == "C64":
-        return torch.complex64
-    attr = TORCH_NAMES.get(info.format_name or "")
-    native = getattr(torch, attr, None) if attr else None
-    return native if isinstance(native, torch.dtype) else None
+    return TORCH_DTYPES.get(st)
 
 
 def _native(ckpt: Checkpoint, entry: TensorEntry) -> bool:
@@ -232,8 +229,9 @@ def _native(ckpt: Checkpoint, entry: TensorEntry) -> bool:
 
 
 def _read_error(entry: TensorEntry, exc: Exception) -> CheckpointError:
-    first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-    return CheckpointError(f"{show(entry.file)}: cannot read tensor {entry.name!r} ({first})")
+    return CheckpointError(
+        f"{show(entry.file)}: cannot read tensor {entry.name!r} ({first_line(exc)})"
+    )
 
 
 def _sliced_chunks(

@@ -133,7 +133,7 @@ def scan_checkpoint(
     ckpt = open_checkpoint(source, allow_pickle=allow_pickle)
     # a chunk of stored bytes widens to float32/float64 and the scan holds about two copies
     chunk = max(memory_budget // 8, 1 << 16)
-    entries = [e for e in ckpt.tensors if ckpt.tied_to(e.name) is None]
+    entries = ckpt.stored
     start = time.perf_counter()
     total_bytes = sum(e.nbytes for e in entries)
     results: dict[str, TensorScan] = {}
@@ -152,11 +152,11 @@ def scan_checkpoint(
         for e in entries:
             report(_scan_tensor(ckpt, e.name, fmts, sqnr_threshold_db, chunk), e.nbytes)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            jobs = [(source, e.name, fmts, sqnr_threshold_db, chunk, allow_pickle) for e in entries]
-            sizes = {e.name: e.nbytes for e in entries}
-            for scan in pool.map(_scan_job, jobs):
-                report(scan, sizes[scan.name])
+        setup = (source, allow_pickle)
+        with ProcessPoolExecutor(workers, initializer=_worker_setup, initargs=setup) as pool:
+            jobs = [(e.name, fmts, sqnr_threshold_db, chunk) for e in entries]
+            for e, scan in zip(entries, pool.map(_scan_job, jobs), strict=True):
+                report(scan, e.nbytes)
     tensors = tuple(results[e.name] for e in entries)
     return ScanReport(
         source, fmts, sqnr_threshold_db, tensors, _summaries(tensors, fmts),
@@ -164,12 +164,19 @@ def scan_checkpoint(
     )  # fmt: skip
 
 
-def _scan_job(job: tuple[str, str, tuple[Format, ...], float, int, bool]) -> TensorScan:
-    source, name, fmts, threshold, chunk, allow_pickle = job
+_worker_ckpt: Checkpoint | None = None  # a worker process's own view of the checkpoint
+
+
+def _worker_setup(source: str, allow_pickle: bool) -> None:
+    global _worker_ckpt
     torch.set_num_threads(1)  # the workers share the cores
-    return _scan_tensor(
-        open_checkpoint(source, allow_pickle=allow_pickle), name, fmts, threshold, chunk
-    )
+    _worker_ckpt = open_checkpoint(source, allow_pickle=allow_pickle)  # once per worker
+
+
+def _scan_job(job: tuple[str, tuple[Format, ...], float, int]) -> TensorScan:
+    name, fmts, threshold, chunk = job
+    assert _worker_ckpt is not None, "_worker_setup runs first"
+    return _scan_tensor(_worker_ckpt, name, fmts, threshold, chunk)
 
 
 def _scan_tensor(
@@ -239,8 +246,17 @@ def _key(v: float) -> float:
     return math.inf if math.isnan(v) else v
 
 
-def failures(report: ScanReport, rules: list[str]) -> list[str]:
-    """The verdicts that break the ``--fail-on`` rules: overflow, nan, sqnr<DB."""
+@dataclass(frozen=True)
+class FailRules:
+    """What ``--fail-on`` asks for: any overflow, any NaN/inf in the weights, SQNR below."""
+
+    overflow: bool = False
+    nan: bool = False
+    sqnr_below: float | None = None
+
+
+def parse_fail_rules(rules: list[str]) -> FailRules:
+    """``overflow``, ``nan``, ``sqnr<DB``; a bad rule is an OptionError (before any scan)."""
     wanted_over = wanted_nan = False
     floor = None
     for rule in rules:
@@ -256,14 +272,20 @@ def failures(report: ScanReport, rules: list[str]) -> list[str]:
                 raise OptionError(f"--fail-on {rule!r}: write sqnr<20 (dB)") from None
         else:
             raise OptionError(f"--fail-on {rule!r}: choose overflow, nan or sqnr<DB")
+    return FailRules(wanted_over, wanted_nan, floor)
+
+
+def failures(report: ScanReport, rules: FailRules | list[str]) -> list[str]:
+    """The verdicts that break the ``--fail-on`` rules: overflow, nan, sqnr<DB."""
+    r = rules if isinstance(rules, FailRules) else parse_fail_rules(rules)
     out = []
     for t in report.tensors:
         for v in t.verdicts:
             m = v.metrics
             if (
-                (wanted_over and m.overflow)
-                or (wanted_nan and (m.input_nan or m.input_inf))
-                or (floor is not None and m.sqnr_db < floor)
+                (r.overflow and m.overflow)
+                or (r.nan and (m.input_nan or m.input_inf))
+                or (r.sqnr_below is not None and m.sqnr_db < r.sqnr_below)
             ):
                 out.append(f"{t.name} in {v.format.name}: {v.message}")
     return out

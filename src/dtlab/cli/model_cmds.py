@@ -113,16 +113,16 @@ def scan_cmd(
       dtlab model scan model.safetensors --workers 2 --csv scan.csv --markdown scan.md
       dtlab model scan --plot-tensor encoder.layer.0.output.dense.weight --plot w.png
     """
-    from dtlab.checkpoint.scan import failures
+    from dtlab.checkpoint.scan import failures, parse_fail_rules
     from dtlab.render.model import EMBEDDED, scan_csv, scan_markdown, scan_view
 
     fmts = parse_formats(to)
-    rules = [r for r in (fail_on or "").split(",") if r.strip()]
-    failures(_empty_report(fmts), rules)  # a bad rule fails before the scan, not after
-    show_progress = not as_json and console.is_terminal
-    report = _run(path, fmts, sqnr, budget, workers, allow_pickle, show_progress)
+    # bad options fail before the scan, not after it
+    rules = parse_fail_rules([r for r in (fail_on or "").split(",") if r.strip()])
     if (plot_tensor is None) != (plot is None):
         raise fail("--plot-tensor and --plot go together")
+    show_progress = not as_json and console.is_terminal
+    report = _run(path, fmts, sqnr, budget, workers, allow_pickle, show_progress)
     if plot_tensor is not None and plot is not None:
         _plot(report.source, plot_tensor, fmts, plot, allow_pickle)
     if csv_out is not None:
@@ -184,9 +184,3 @@ def _plot(source: str, name: str, fmts: list[Format], path: Path, allow_pickle: 
     if not x.dtype.is_floating_point:
         raise fail(f"{name} holds {x.dtype}: nothing to plot")
     analysis_plot(analyze(x, fmts), x, path, name)
-
-
-def _empty_report(fmts: list[Format]) -> ScanReport:
-    from dtlab.checkpoint.scan import ScanReport
-
-    return ScanReport("", tuple(fmts), 0.0, (), (), 0, 0, 0.0, 1, 0)

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from dtlab.checkpoint.memory import MemoryTable
 from dtlab.checkpoint.scan import ScanReport, Status
+from dtlab.numtext import counted
 
 
 def human_bytes(n: int) -> str:
@@ -43,9 +44,10 @@ def memory_view(t: MemoryTable, label: str | None = None) -> RenderableType:
 
 def scan_view(r: ScanReport, show_all: bool, label: str | None = None) -> RenderableType:
     rate = r.params / r.seconds if r.seconds else math.inf
-    head = Text(f"{label or r.source}: {len(r.tensors)} tensors, {r.params:,} values, "
-                f"{r.stored_bytes:,} bytes scanned in {r.seconds:.2f} s ({rate / 1e6:,.1f} M "
-                f"params/s, {r.workers} worker{'s' if r.workers > 1 else ''})")  # fmt: skip
+    head = Text(f"{label or r.source}: {counted(len(r.tensors), 'tensor')}, "
+                f"{counted(r.params, 'value')}, {r.stored_bytes:,} bytes scanned in "
+                f"{r.seconds:.2f} s ({rate / 1e6:,.1f} M params/s, "
+                f"{counted(r.workers, 'worker')})")  # fmt: skip
     summary = Table(title=f"per format (lossy: SQNR below {r.sqnr_threshold_db:g} dB)",
                     title_justify="left")  # fmt: skip
     summary.add_column("format", no_wrap=True)
@@ -105,8 +107,8 @@ def scan_csv(r: ScanReport) -> str:
 
 def scan_markdown(r: ScanReport) -> str:
     lines = [f"# dtlab scan of `{r.source}`", "",
-             f"{len(r.tensors)} tensors, {r.params:,} values; lossy means SQNR below "
-             f"{r.sqnr_threshold_db:g} dB.", "",
+             f"{counted(len(r.tensors), 'tensor')}, {counted(r.params, 'value')}; "
+             f"lossy means SQNR below {r.sqnr_threshold_db:g} dB.", "",
              "| format | safe | overflowing tensors | values over | lossy | NaN/inf "
              "| worst SQNR (dB) | worst tensor |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
