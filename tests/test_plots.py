@@ -10,6 +10,7 @@ from dtlab.analysis.distribution import analyze
 from dtlab.cli.app import app
 from dtlab.errors import OptionError
 from dtlab.formats import get_format
+from dtlab.outputs import check_plot_path
 from dtlab.render import plots
 
 runner = CliRunner()
@@ -58,4 +59,4 @@ def test_dot_plot_and_bad_paths(tmp_path: Path) -> None:
     r = runner.invoke(app, ["dot", "--plot", str(tmp_path / "x.jpg")])
     assert r.exit_code == 2 and "png" in r.stderr
     with pytest.raises(OptionError, match="no such folder"):
-        plots._check(tmp_path / "missing" / "x.png")
+        check_plot_path(tmp_path / "missing" / "x.png")

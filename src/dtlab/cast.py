@@ -14,6 +14,7 @@ from dtlab.formats import Format
 from dtlab.inputs import Loaded
 from dtlab.kernels import Subnormals, quantize
 from dtlab.modes import Overflow, Rounding
+from dtlab.outputs import check_output_path
 
 
 @dataclass(frozen=True)
@@ -54,15 +55,12 @@ def cast_tensor(
 
 
 def _check_output(path: Path, count: int) -> None:
-    suffix = path.suffix.lower()
-    if suffix not in (".safetensors", ".npy", ".pt"):
-        raise OptionError(f"{path}: write .safetensors, .npy (one format) or .pt")
-    if suffix == ".npy" and count != 1:
+    hint = "write .safetensors, .npy (one format) or .pt"
+    check_output_path(path, (".safetensors", ".npy", ".pt"), hint)
+    if path.suffix.lower() == ".npy" and count != 1:
         raise OptionError(
             f"{path}: a .npy file holds one tensor; give one format or use .safetensors"
         )
-    if not path.parent.exists():
-        raise OptionError(f"{path.parent}: no such folder")
 
 
 def _save(path: Path, results: dict[str, torch.Tensor]) -> None:

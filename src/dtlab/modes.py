@@ -48,11 +48,11 @@ class Overflow(enum.Enum):
 E = TypeVar("E", bound=enum.Enum)
 
 
-_ALIASES = {
-    "rounding": {"rne": "nearest-even", "nearest": "nearest-even", "rna": "nearest-away",
-                 "rtz": "toward-zero", "truncate": "toward-zero", "zero": "toward-zero",
-                 "ceil": "up", "floor": "down", "sr": "stochastic"},
-    "overflow": {"sat": "saturate", "inf": "inf-nan", "nan": "inf-nan", "ieee": "inf-nan"},
+_ALIASES: dict[type[enum.Enum], dict[str, str]] = {
+    Rounding: {"rne": "nearest-even", "nearest": "nearest-even", "rna": "nearest-away",
+               "rtz": "toward-zero", "truncate": "toward-zero", "zero": "toward-zero",
+               "ceil": "up", "floor": "down", "sr": "stochastic"},
+    Overflow: {"sat": "saturate", "inf": "inf-nan", "nan": "inf-nan", "ieee": "inf-nan"},
 }  # fmt: skip
 
 
@@ -62,7 +62,7 @@ def parse_enum(cls: type[E], value: object, what: str) -> E:
     if isinstance(value, cls):
         return value
     text = str(value).strip().lower().replace("_", "-")
-    text = _ALIASES.get(what, {}).get(text, text)
+    text = _ALIASES.get(cls, {}).get(text, text)
     for member in cls:
         if member.value == text:
             return member

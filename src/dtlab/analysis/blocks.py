@@ -117,6 +117,11 @@ class BlockFormat:
     element_exp: int = 0
     tensor_scale: bool = False
 
+    @property
+    def is_mx(self) -> bool:
+        """An OCP MX format: E8M0 block scales, chosen by a ScaleRule."""
+        return self.scale is ScaleKind.E8M0
+
     def __post_init__(self) -> None:
         if not isinstance(self.block_size, int) or self.block_size < 1:
             raise FormatSpecError(f"block size must be a positive integer, got {self.block_size}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from dtlab.analysis.elementwise import format_metrics
-from dtlab.analysis.metrics import CHUNK, ErrorMetrics
+from dtlab.analysis.metrics import CHUNK, ErrorMetrics, by_sqnr
 from dtlab.formats import Format, IntFormat
 from dtlab.kernels import Subnormals
 from dtlab.modes import Overflow, Rounding
@@ -65,11 +65,7 @@ class Analysis:
 
     def ranked(self) -> tuple[FormatResult, ...]:
         """Best SQNR first (NaN SQNR last)."""
-        return tuple(sorted(self.results, key=lambda r: -_rank(r.metrics.sqnr_db)))
-
-
-def _rank(v: float) -> float:
-    return -math.inf if math.isnan(v) else v
+        return tuple(sorted(self.results, key=lambda r: by_sqnr(r.metrics.sqnr_db)))
 
 
 def binade_histogram(x: torch.Tensor) -> BinadeHistogram:
@@ -160,7 +156,7 @@ def format_range(fmt: Format) -> FormatRange:
         return FormatRange(float(top), top.bit_length() - 1, 0, 0)
     sub = fmt.smallest_subnormal
     return FormatRange(
-        float(fmt.max), fmt.emax, math.floor(math.log2(fmt.smallest_normal)),
+        float(fmt.max), fmt.emax, fmt.emin,
         sub.numerator.bit_length() - sub.denominator.bit_length(),
     )  # fmt: skip
 

@@ -15,9 +15,9 @@ from functools import lru_cache
 import torch
 
 from dtlab.analysis.metrics import ErrorMetrics, Partial, _Sums, measure_partial
-from dtlab.formats import FloatFormat, Format, IntFormat, get_format
+from dtlab.formats import FloatFormat, Format, IntFormat
 from dtlab.kernels import Subnormals, quantize
-from dtlab.kernels.api import c_module, prepare, seed_for
+from dtlab.kernels.api import as_format, c_module, prepare, seed_for
 from dtlab.modes import Overflow, Rounding
 
 
@@ -102,7 +102,7 @@ def format_partial(
     backend: str = "auto",
 ) -> Partial:
     """The sums and counts behind format_metrics, to merge across the chunks of a tensor."""
-    f = fmt if isinstance(fmt, (IntFormat, FloatFormat)) else get_format(fmt)
+    f = as_format(fmt)
     mode = Rounding.parse(rounding)
     prep = prepare(f, mode, overflow, subnormals)
     lim = overflow_limits(f, mode)

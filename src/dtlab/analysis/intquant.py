@@ -48,7 +48,7 @@ from dtlab.analysis.metrics import ErrorMetrics, measure
 from dtlab.errors import OptionError
 from dtlab.formats import IntFormat, get_format
 from dtlab.kernels import quantize
-from dtlab.modes import Rounding
+from dtlab.modes import Rounding, parse_enum
 
 __all__ = ["MSE_GRID", "SCALE_BITS", "Granularity", "IntQuantReport", "IntQuantSpec",
            "IntQuantized", "ScaleMethod", "Symmetry", "int_metrics", "int_quantize"]  # fmt: skip
@@ -278,11 +278,7 @@ def _spec(
         raise OptionError(f"symmetric must be a bool or a Symmetry, not {symmetric!r}")
     if sym is Symmetry.SYMMETRIC and (not f.signed or f.max == 0):
         raise OptionError(f"{f} cannot be quantized symmetrically; use symmetric=False")
-    try:
-        m = method if isinstance(method, ScaleMethod) else ScaleMethod(str(method).lower())
-    except ValueError:
-        choices = ", ".join(s.value for s in ScaleMethod)
-        raise OptionError(f"unknown scale method {method!r}; choose one of {choices}") from None
+    m = parse_enum(ScaleMethod, method, "scale method")
     bad_p = isinstance(percentile, bool) or not isinstance(percentile, (int, float))
     if bad_p or not 0 < percentile <= 100:
         raise OptionError(f"percentile must be in (0, 100], got {percentile!r}")

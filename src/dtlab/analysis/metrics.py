@@ -76,7 +76,8 @@ class _Sums:
             max(self.xmax, o.xmax), self.xfinite or o.xfinite,
         )  # fmt: skip
 
-    def add(self, x: torch.Tensor, q: torch.Tensor) -> None:
+    def add(self, x: torch.Tensor, q: torch.Tensor) -> int:
+        """Add a chunk; return its underflow count (non-zero finite x with q zero)."""
         xd, qd = x.reshape(-1).double(), q.reshape(-1).double()
         self.n += xd.numel()
         self.nan += int(xd.isnan().sum())
@@ -85,8 +86,9 @@ class _Sums:
         if bool(xfin.any()):
             self.xmax = max(self.xmax, float(xd[xfin].abs().max()))
             self.xfinite = True
-        pair = xfin & qd.isfinite()
-        self.nonfinite += int((xfin & ~qd.isfinite()).sum())
+        qfin = qd.isfinite()
+        pair = xfin & qfin
+        self.nonfinite += int((xfin & ~qfin).sum())
         xs, qs = xd[pair], qd[pair]
         err = (qs - xs).abs()
         self.count += xs.numel()
@@ -103,6 +105,7 @@ class _Sums:
             if rel.numel():
                 self.rel_sum += float(rel.sum())
                 self.rel_max = max(self.rel_max, float(rel.max()))
+        return int((xfin & (xd != 0) & (qd == 0)).sum())
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,13 @@ class Partial:
 
     def finish(self) -> ErrorMetrics:
         return finish(self.sums, self.overflow, self.underflow, self.subnormal)
+
+
+def by_sqnr(sqnr_db: float, *, worst_first: bool = False) -> float:
+    """A sort key on SQNR, best first (or worst first); NaN (nothing measured) last."""
+    if math.isnan(sqnr_db):
+        return math.inf
+    return sqnr_db if worst_first else -sqnr_db
 
 
 def finish(s: _Sums, overflow: int, underflow: int, subnormal: int) -> ErrorMetrics:
@@ -173,8 +183,7 @@ def measure_partial(x: torch.Tensor, q: torch.Tensor, events: EventCounts | None
     xf, qf = x.detach().reshape(-1), q.detach().reshape(-1)
     for start in range(0, max(xf.numel(), 1), CHUNK):
         xd, qd = xf[start : start + CHUNK].double(), qf[start : start + CHUNK].double()
-        sums.add(xd, qd)
-        under += int((xd.isfinite() & (xd != 0) & (qd == 0)).sum())
+        under += sums.add(xd, qd)
         if events is not None:
             o, s = events(xd, qd)
             over, sub = over + o, sub + s

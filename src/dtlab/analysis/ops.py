@@ -12,6 +12,7 @@ significant bits (float64) accumulate in plain float64.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from dataclasses import dataclass
@@ -20,10 +21,10 @@ from fractions import Fraction
 import torch
 
 from dtlab.errors import OptionError
-from dtlab.formats import FloatFormat, Format, get_format
+from dtlab.formats import FloatFormat, Format
 from dtlab.formats.report import describe
 from dtlab.kernels import quantize
-from dtlab.kernels.api import c_module, prepare
+from dtlab.kernels.api import as_format, c_module, prepare
 from dtlab.modes import Overflow, Rounding, parse_enum
 
 MAX_SEQUENTIAL_TORCH = 1 << 16  # without the C kernel a sequential sum is a Python loop
@@ -182,21 +183,30 @@ def dot(
     >>> r.value, round(r.rel_error, 6)
     (0.140625, 0.004464)
     """
-    f = fmt if not isinstance(fmt, str) else get_format(fmt)
-    if a.dim() != 1 or a.shape != b.shape:
+    f = as_format(fmt)
+    _check_vectors(a, b)
+    return _dot(_Operands.of(a, b, f, rounding, overflow, accumulate), f)
+
+
+def _check_vectors(a: torch.Tensor, b: torch.Tensor) -> None:
+    if a.dim() != 1 or b.dim() != 1:
+        raise OptionError(f"dot needs two vectors, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.shape != b.shape:
         raise OptionError(
-            f"dot needs two vectors of one length, got {tuple(a.shape)} and {tuple(b.shape)}"
+            f"dot needs two vectors of one length; these differ in length: {a.numel()} and "
+            f"{b.numel()}"
         )
-    op = _Operands.of(a, b, f, rounding, overflow, accumulate)
-    ad, bd, qa, qb = op.a, op.b, op.qa, op.qb
-    exact = float(torch.dot(ad, bd))
-    rounded = float(torch.dot(qa, qb))
-    value = _sum_in_format(qa, qb, f, op.acc, op.mode, op.policy)
-    acc = op.acc
+
+
+def _dot(op: _Operands, f: Format) -> OpResult:
+    exact = float(torch.dot(op.a, op.b))
+    rounded = float(torch.dot(op.qa, op.qb))
+    value = _sum_in_format(op.qa, op.qb, f, op.acc, op.mode, op.policy)
     rel = _rel(value, exact)
+    n = op.a.numel()
     return OpResult(
-        f, acc, (a.numel(),), value, exact, rounded, rel, _rel(value, rounded), _digits(rel),
-        FLOAT64_DIGITS - _digits(rel), 2 * a.numel() * describe(f).packed_bytes_per_value,
+        f, op.acc, (n,), value, exact, rounded, rel, _rel(value, rounded), _digits(rel),
+        FLOAT64_DIGITS - _digits(rel), 2 * n * describe(f).packed_bytes_per_value,
     )  # fmt: skip
 
 
@@ -210,7 +220,7 @@ def matmul(
     overflow: Overflow | str | None = None,
 ) -> OpResult:
     """A @ B with A and B rounded into fmt; errors are relative Frobenius norms."""
-    f = fmt if not isinstance(fmt, str) else get_format(fmt)
+    f = as_format(fmt)
     if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0]:
         raise OptionError(
             f"matmul needs (m, k) and (k, n) matrices, got {tuple(a.shape)} and {tuple(b.shape)}"
@@ -262,9 +272,10 @@ def dot_experiment(
     overflow: Overflow | None = None,
 ) -> DotExperiment:
     a1, b1 = a.reshape(-1), b.reshape(-1)
-    results = tuple(
-        dot(a1, b1, f, accumulate=acc, rounding=rounding, overflow=overflow)
-        for f in fmts
-        for acc in accumulations
-    )
-    return DotExperiment(source, a1.numel(), float(torch.dot(a1.double(), b1.double())), results)
+    _check_vectors(a1, b1)
+    results = []
+    for f in fmts:  # each format rounds the inputs once, for every accumulation
+        op = _Operands.of(a1, b1, f, rounding, overflow, Accumulate.FLOAT64)
+        results += [_dot(dataclasses.replace(op, acc=acc), f) for acc in accumulations]
+    exact = float(torch.dot(a1.double(), b1.double()))
+    return DotExperiment(source, a1.numel(), exact, tuple(results))

@@ -16,7 +16,7 @@ import torch
 from dtlab.analysis.blocks import BLOCK_FORMATS, block_metrics
 from dtlab.analysis.distribution import InputSummary, summarize
 from dtlab.analysis.intquant import ScaleMethod, int_metrics, int_quantize
-from dtlab.analysis.metrics import ErrorMetrics
+from dtlab.analysis.metrics import ErrorMetrics, by_sqnr
 from dtlab.analysis.quantspec import BlockSpec, Layout, parse_quantizer
 from dtlab.errors import OptionError
 from dtlab.formats import IntFormat
@@ -40,11 +40,8 @@ class QuantAnalysis:
     rows: tuple[QuantRow, ...]
 
     def ranked(self) -> tuple[QuantRow, ...]:
-        def key(r: QuantRow) -> float:
-            v = r.metrics.sqnr_db
-            return -v if v == v else float("inf")
-
-        return tuple(sorted(self.rows, key=key))
+        """Best SQNR first (NaN SQNR last)."""
+        return tuple(sorted(self.rows, key=lambda r: by_sqnr(r.metrics.sqnr_db)))
 
 
 def quantize_analysis(
@@ -76,7 +73,7 @@ def _one(
     if isinstance(p, BlockSpec):
         b = block_metrics(x, p.block, axis=group_axis, scale_rule=p.scale_rule)
         detail = f"blocks of {p.block.block_size} along axis {group_axis}"
-        if p.block.name.startswith("mx"):
+        if p.block.is_mx:
             detail += f", scale rule {p.scale_rule.value}"
         return QuantRow(spec, "block", detail, b.effective_bits, b.metrics)
     if not isinstance(p.format, IntFormat):

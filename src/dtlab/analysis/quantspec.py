@@ -87,7 +87,7 @@ def parse_quantizer(text: str) -> QuantSpec:
         block = get_block_format(name)
         rule = ScaleRule.FLOOR
         for opt in options:
-            if not block.name.startswith("mx"):
+            if not block.is_mx:
                 raise OptionError(f"{text!r}: {block.name} takes no options")
             rule = ScaleRule.parse(opt)
         return BlockSpec(text, block, rule)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from dtlab.analysis.elementwise import format_partial
-from dtlab.analysis.metrics import ErrorMetrics, Partial
+from dtlab.analysis.metrics import ErrorMetrics, Partial, by_sqnr
 from dtlab.checkpoint.header import DTYPES, CheckpointError
 from dtlab.checkpoint.reader import Checkpoint, iter_chunks, open_checkpoint
 from dtlab.errors import OptionError
@@ -225,7 +225,7 @@ def _summaries(
     out = []
     for i, f in enumerate(fmts):
         rows = [(t, t.verdicts[i]) for t in tensors if t.verdicts]
-        by_sqnr = sorted(rows, key=lambda r: _key(r[1].metrics.sqnr_db))
+        worst = sorted(rows, key=lambda r: by_sqnr(r[1].metrics.sqnr_db, worst_first=True))
         signal = math.fsum(v.signal for _, v in rows)
         noise = math.fsum(v.noise for _, v in rows)
         if noise == 0:
@@ -236,14 +236,10 @@ def _summaries(
         out.append(FormatSummary(
             f, len(rows), count[Status.SAFE], count[Status.OVERFLOW],
             sum(v.metrics.overflow for _, v in rows), count[Status.LOSSY], count[Status.NAN],
-            tuple(t.name for t, _ in by_sqnr[:5]),
-            by_sqnr[0][1].metrics.sqnr_db if by_sqnr else math.nan, mean,
+            tuple(t.name for t, _ in worst[:5]),
+            worst[0][1].metrics.sqnr_db if worst else math.nan, mean,
         ))  # fmt: skip
     return tuple(out)
-
-
-def _key(v: float) -> float:
-    return math.inf if math.isnan(v) else v
 
 
 @dataclass(frozen=True)

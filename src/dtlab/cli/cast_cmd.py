@@ -9,6 +9,7 @@ import typer
 from dtlab.cli.common import JSON_OPTION, emit, emit_json, guarded, parse_formats
 from dtlab.cli.value_cmds import OVERFLOW_HELP, ROUNDING_HELP
 from dtlab.modes import Overflow, Rounding
+from dtlab.outputs import check_plot_path
 
 
 @guarded
@@ -55,6 +56,8 @@ def cast_cmd(
     from dtlab.render.cast import cast_table
 
     fmts = parse_formats(as_)
+    if plot is not None:
+        check_plot_path(plot)
     mode = Rounding.parse(rounding)
     policy = Overflow.parse(overflow) if overflow else None
     loaded = load_tensor(source, seed=seed)

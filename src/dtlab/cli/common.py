@@ -52,8 +52,13 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def split_list(text: str | None) -> list[str]:
+    """The non-empty items of a comma-separated option, stripped."""
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
 def parse_formats(text: str) -> list[Format]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
+    names = split_list(text)
     if not names:
         raise DtlabError("no format given (example: --as fp16,bf16)")
     return [get_format(n) for n in names]

@@ -17,7 +17,9 @@ from dtlab.cli.common import (
     fail,
     guarded,
     parse_formats,
+    split_list,
 )
+from dtlab.outputs import check_plot_path
 
 if TYPE_CHECKING:
     from dtlab.checkpoint.scan import Progress as ScanProgress
@@ -70,9 +72,8 @@ def memory_cmd(
     from dtlab.render.model import EMBEDDED, memory_view
 
     ckpt = open_checkpoint(path or embedded_model(), allow_pickle=allow_pickle)
-    patterns = [p.strip() for p in keep.split(",")] if keep else list(DEFAULT_PATTERNS)
-    table = memory_table(ckpt, [t.strip() for t in targets.split(",") if t.strip()],
-                         keep_high_precision=patterns)  # fmt: skip
+    patterns = split_list(keep) if keep else list(DEFAULT_PATTERNS)
+    table = memory_table(ckpt, split_list(targets), keep_high_precision=patterns)
     if as_json:
         emit_json("dtlab.memory/1", table)
     else:
@@ -118,9 +119,11 @@ def scan_cmd(
 
     fmts = parse_formats(to)
     # bad options fail before the scan, not after it
-    rules = parse_fail_rules([r for r in (fail_on or "").split(",") if r.strip()])
+    rules = parse_fail_rules(split_list(fail_on))
     if (plot_tensor is None) != (plot is None):
         raise fail("--plot-tensor and --plot go together")
+    if plot is not None:
+        check_plot_path(plot)
     show_progress = not as_json and console.is_terminal
     report = _run(path, fmts, sqnr, budget, workers, allow_pickle, show_progress)
     if plot_tensor is not None and plot is not None:

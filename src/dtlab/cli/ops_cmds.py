@@ -6,9 +6,10 @@ from pathlib import Path
 
 import typer
 
-from dtlab.cli.common import JSON_OPTION, emit, emit_json, guarded, parse_formats
+from dtlab.cli.common import JSON_OPTION, emit, emit_json, guarded, parse_formats, split_list
 from dtlab.cli.value_cmds import OVERFLOW_HELP, ROUNDING_HELP
 from dtlab.modes import Overflow, Rounding
+from dtlab.outputs import check_plot_path
 
 
 @guarded
@@ -42,17 +43,14 @@ def dot_cmd(
       dtlab dot normal:4096 --with normal:4096 --seed 1 --as fp16 -a format
     """
     from dtlab.analysis.ops import Accumulate, dot_experiment
-    from dtlab.errors import OptionError
     from dtlab.inputs import load_tensor
     from dtlab.render.ops import dot_table
 
+    if plot is not None:
+        check_plot_path(plot)
     a = load_tensor(source, seed=seed)
     b = load_tensor(with_, seed=seed + 1) if with_ else a
-    if a.tensor.numel() != b.tensor.numel():
-        raise OptionError(
-            f"the vectors differ in length: {a.tensor.numel()} and {b.tensor.numel()}"
-        )
-    accs = [Accumulate.parse(t) for t in accumulate.split(",") if t.strip()]
+    accs = [Accumulate.parse(t) for t in split_list(accumulate)]
     policy = Overflow.parse(overflow) if overflow else None
     label = source if not with_ else f"{source} · {with_}"
     result = dot_experiment(label, a.tensor, b.tensor, parse_formats(as_), accs,

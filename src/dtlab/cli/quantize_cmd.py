@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from dtlab.cli.common import JSON_OPTION, emit, emit_json, guarded
+from dtlab.cli.common import JSON_OPTION, emit, emit_json, guarded, split_list
+from dtlab.outputs import check_plot_path
 
 
 @guarded
@@ -49,9 +50,11 @@ def quantize_cmd(
     from dtlab.modes import Rounding
     from dtlab.render.quant import quant_table
 
+    if plot is not None:
+        check_plot_path(plot)
     loaded = load_tensor(source, seed=seed)
     x = reshape(loaded.tensor, shape) if shape else loaded.tensor
-    specs = [s.strip() for s in as_.split(",") if s.strip()]
+    specs = split_list(as_)
     result = quantize_analysis(x, specs, channel_axis=channel_axis, group_axis=group_axis,
                                rounding=Rounding.parse(rounding))  # fmt: skip
     if plot is not None:

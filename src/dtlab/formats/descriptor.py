@@ -48,10 +48,6 @@ class IntFormat:
 
     kind = "int"
 
-    def __hash__(self) -> int:  # cached: formats key many caches on hot paths
-        h = self.__dict__.get("_hash")
-        return int(h) if h is not None else _store_hash(self, (self.bits, self.signed))
-
     @property
     def container_bits(self) -> int:
         """Storage per value when not packed: the next of 8, 16, 32, 64 bits."""
@@ -103,14 +99,6 @@ class FloatFormat:
     container_bits: int = field(default=0, compare=False)
 
     kind = "float"
-
-    def __hash__(self) -> int:  # cached: formats key many caches on hot paths
-        h = self.__dict__.get("_hash")
-        if h is not None:
-            return int(h)
-        key = (self.exp_bits, self.man_bits, self.bias, self.signed, self.has_inf, self.nan,
-               self.subnormals)  # fmt: skip
-        return _store_hash(self, key)
 
     def __post_init__(self) -> None:
         if not isinstance(self.exp_bits, int) or not 1 <= self.exp_bits <= MAX_EXP_BITS:
@@ -339,12 +327,6 @@ class FloatFormat:
 
 
 Format = IntFormat | FloatFormat
-
-
-def _store_hash(obj: object, key: tuple[object, ...]) -> int:
-    h = hash((type(obj).__name__, *key))
-    object.__setattr__(obj, "_hash", h)
-    return h
 
 
 def _pow2(e: int) -> Fraction:

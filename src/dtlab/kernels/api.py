@@ -15,7 +15,7 @@ import torch
 
 from dtlab.errors import OptionError
 from dtlab.formats import TORCH_NAMES, FloatFormat, Format, IntFormat, NanEncoding, get_format
-from dtlab.kernels.params import KernelParams, Subnormals, kernel_params
+from dtlab.kernels.params import ROUNDING_CODE, KernelParams, Subnormals, kernel_params
 from dtlab.kernels.reference import as_int64, quantize_into
 from dtlab.modes import Overflow, Rounding
 
@@ -37,14 +37,15 @@ def c_module() -> ModuleType | None:
     return _c
 
 
-def _resolve(fmt: Any) -> Format:
+def as_format(fmt: Any) -> Format:
+    """A format given as itself, or as anything get_format reads (a name, spec or dtype)."""
     return fmt if isinstance(fmt, (IntFormat, FloatFormat)) else get_format(fmt)
 
 
 @lru_cache(maxsize=1024)
 def prepare(fmt: Any, rounding: Any, overflow: Any, subnormals: Any) -> _Prepared:
     """Everything a call needs that depends only on its options, computed once."""
-    f = _resolve(fmt)
+    f = as_format(fmt)
     mode = Rounding.parse(rounding)
     policy = Overflow.parse(overflow) if overflow is not None else None
     p = kernel_params(f, mode, policy, Subnormals.parse(subnormals))
@@ -60,7 +61,7 @@ class _Prepared(NamedTuple):
 
 
 def seed_for(rounding: int, generator: torch.Generator | None) -> int:
-    if rounding != 5:
+    if rounding != ROUNDING_CODE[Rounding.STOCHASTIC]:
         return 0
     device = generator.device if generator is not None else "cpu"
     return int(torch.randint(0, 2**62, (1,), generator=generator, device=device).item())
@@ -168,7 +169,7 @@ def encode(
     >>> encode(torch.tensor([448.0, -0.0, 1.0]), "fp8")
     tensor([126, 128,  56], dtype=torch.uint8)
     """
-    f = _resolve(fmt)
+    f = as_format(fmt)
     # float64 lanes give the same results (stochastic ones included) for narrower inputs
     values = quantize(x.to(torch.float64), f, rounding=rounding, overflow=overflow,
                       subnormals=subnormals, generator=generator)  # fmt: skip
@@ -228,7 +229,7 @@ def decode(
     >>> decode(torch.tensor([126, 128, 127], dtype=torch.uint8), "fp8")
     tensor([448.,  -0.,  nan])
     """
-    f = _resolve(fmt)
+    f = as_format(fmt)
     if codes.dtype.is_floating_point or codes.dtype == torch.bool:
         raise OptionError(f"decode needs integer codes, not {codes.dtype}")
     c = codes.to(torch.int64)
@@ -284,7 +285,7 @@ def to_dtype(
     >>> to_dtype(torch.tensor([1000.0]), "fp8", overflow="saturate")
     tensor([448.], dtype=torch.float8_e4m3fn)
     """
-    f = _resolve(fmt)
+    f = as_format(fmt)
     name = TORCH_NAMES.get(f.name)
     native = getattr(torch, name, None) if name else None
     if native is None or (isinstance(f, IntFormat) and f.bits not in (8, 16, 32, 64)):

@@ -11,16 +11,6 @@ from dtlab.cast import CastReport
 from dtlab.numtext import approx_float as g
 
 
-def percent_of(count: int, total: int) -> str:
-    """A share that never reads 100 % or 0 % unless it is."""
-    text = f"{100 * count / total:.2f} %"
-    if text == "100.00 %" and count != total:
-        return "> 99.99 %"
-    if text == "0.00 %" and count:
-        return "< 0.01 %"
-    return text.replace(".00 %", " %")
-
-
 def summary_line(s: InputSummary, source: str, shape: tuple[int, ...]) -> Text:
     dims = "×".join(str(d) for d in shape) or "scalar"
     extra = "".join(

@@ -11,8 +11,9 @@ import torch
 from dtlab.analysis.distribution import Analysis
 from dtlab.analysis.ops import DotExperiment
 from dtlab.analysis.quantizers import QuantAnalysis
-from dtlab.errors import OptionError
 from dtlab.formats import FloatFormat
+from dtlab.kernels import decode
+from dtlab.outputs import check_plot_path
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 SAMPLE = 200_000  # values drawn for the linear histogram
@@ -27,17 +28,10 @@ def _pyplot() -> Any:
     return plt
 
 
-def _check(path: Path) -> None:
-    if path.suffix.lower() != ".png":
-        raise OptionError(f"{path}: plots are written as .png")
-    if not path.parent.exists():
-        raise OptionError(f"{path.parent}: no such folder")
-
-
 def analysis_plot(a: Analysis, x: torch.Tensor, path: Path, title: str) -> None:
     """Three panels: the binade histogram against each format's range; the values with the
     first format's grid, max, smallest normal and smallest subnormal; SQNR per format."""
-    _check(path)
+    check_plot_path(path)
     plt = _pyplot()
     fig, (top, mid, bottom) = plt.subplots(3, 1, figsize=(10, 11))
     _binades(top, a)
@@ -110,14 +104,8 @@ def _grid(fmt: Any, span: float) -> list[float] | None:
     """The representable values within ±span, when there are at most a few thousand."""
     if fmt.bits > 12:
         return None
-    from dtlab.scalar.codec import decode
-
-    vals = []
-    for code in range(1 << fmt.bits):
-        v = float(decode(code, fmt))
-        if math.isfinite(v) and abs(v) <= span:
-            vals.append(v)
-    return vals
+    v = decode(torch.arange(1 << fmt.bits), fmt, dtype=torch.float64)
+    return list(v[v.isfinite() & (v.abs() <= span)].tolist())
 
 
 def _sqnr(ax: Any, a: Analysis) -> None:
@@ -136,7 +124,7 @@ def _sqnr(ax: Any, a: Analysis) -> None:
 
 def dot_plot(e: DotExperiment, path: Path) -> None:
     """Relative error of each (format, accumulation), on a log scale."""
-    _check(path)
+    check_plot_path(path)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(10, 5))
     labels = [f"{r.format.name}\n{r.accumulate.value}" for r in e.results]
@@ -153,7 +141,7 @@ def dot_plot(e: DotExperiment, path: Path) -> None:
 
 def quant_plot(a: QuantAnalysis, path: Path, title: str) -> None:
     """SQNR against storage cost: each quantizer a point, better ones up and to the left."""
-    _check(path)
+    check_plot_path(path)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 6))
     for i, r in enumerate(a.rows):
