@@ -13,6 +13,7 @@ import dtlab.checkpoint.scan as scan_mod
 from dtlab.checkpoint.scan import Status, embedded_model, failures, scan_checkpoint
 from dtlab.cli.app import app
 from dtlab.formats import get_format
+from hostile import entry, write_st
 
 runner = CliRunner()
 
@@ -85,8 +86,8 @@ def test_the_scan_reads_in_chunks_within_the_budget(
     seen: list[int] = []
     real = scan_mod.iter_chunks
 
-    def spy(ckpt, name, max_bytes):  # type: ignore[no-untyped-def]
-        for part in real(ckpt, name, max_bytes):
+    def spy(ckpt, name, max_bytes, **kw):  # type: ignore[no-untyped-def]
+        for part in real(ckpt, name, max_bytes, **kw):
             seen.append(part.numel() * 4)
             yield part
 
@@ -98,6 +99,12 @@ def test_the_scan_reads_in_chunks_within_the_budget(
     a, b = whole.tensors[0].verdicts[0].metrics, chunked.tensors[0].verdicts[0].metrics
     assert (a.overflow, a.underflow, a.subnormal) == (b.overflow, b.underflow, b.subnormal)
     assert b.sqnr_db == pytest.approx(a.sqnr_db, rel=1e-6)
+    # F4 widens eightfold when decoded: its chunks are bounded as decoded, too
+    raw = bytes(range(256)) * 4096  # 1 MiB: 2M fp4 values
+    write_st(tmp_path / "f4.safetensors", {"q": entry("F4", [2 * len(raw)], 0, len(raw))}, raw)
+    seen.clear()
+    scan_checkpoint(tmp_path / "f4.safetensors", [get_format("fp8")], memory_budget=budget)
+    assert len(seen) > 8 and max(seen) <= budget // 8
 
 
 def test_scan_command_outputs_and_fail_on(tmp_path: Path) -> None:

@@ -154,9 +154,13 @@ def read_tensor(ckpt: Checkpoint, name: str) -> torch.Tensor:
     return _raw_chunk(ckpt, entry, 0, entry.numel, None).reshape(entry.shape)
 
 
-def iter_chunks(ckpt: Checkpoint, name: str, max_bytes: int) -> Iterator[torch.Tensor]:
+def iter_chunks(
+    ckpt: Checkpoint, name: str, max_bytes: int, *, decoded: bool = False
+) -> Iterator[torch.Tensor]:
     """The values of a tensor, flattened in C order, as 1-D chunks that each come from at most
     ``max_bytes`` of stored data: float64 for F64 and 32/64-bit integers, float32 otherwise.
+    With ``decoded``, ``max_bytes`` bounds each chunk as returned instead (at least one
+    storage unit's values): the same memory for every dtype, where F4 widens eightfold.
 
     Memory stays bounded by the chunk size whatever the tensor's size. ``max_bytes`` must
     hold one storage unit: an element, or 3 bytes (4 values) for F6. The name and options
@@ -170,8 +174,11 @@ def iter_chunks(ckpt: Checkpoint, name: str, max_bytes: int) -> Iterator[torch.T
     unit_bytes, unit_values = entry.bits // g, 8 // g
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < unit_bytes:
         raise OptionError(f"max_bytes must be an int >= {unit_bytes} for {entry.dtype}")
-    per = unit_values * (max_bytes // unit_bytes)
     out_dtype = torch.float64 if entry.dtype in _WIDE else torch.float32
+    if decoded:
+        per = unit_values * max(1, max_bytes // out_dtype.itemsize // unit_values)
+    else:
+        per = unit_values * (max_bytes // unit_bytes)
     chunks = _Chunks(range(0, entry.numel, per), per, entry.numel)
     if ckpt.loaded is not None:
         return _loaded_chunks(ckpt.loaded[name], entry, chunks, out_dtype)

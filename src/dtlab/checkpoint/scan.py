@@ -2,8 +2,9 @@
 tensor and target format whether it is safe to cast.
 
 Memory stays bounded whatever the checkpoint's size: one chunk of at most ``chunk_bytes``
-stored bytes is in memory at a time (per worker), and the metrics of a format are sums
-merged across chunks. Integer tensors (position ids, masks) are listed but not scanned.
+decoded bytes (float32, or float64 for wide dtypes: F4 widens eightfold, F16 twofold) is in
+memory at a time (per worker), and the metrics of a format are sums merged across chunks.
+Integer tensors (position ids, masks) are listed but not scanned.
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ def scan_checkpoint(
     if memory_budget < 1 << 20:
         raise OptionError("the memory budget must be at least 1 MiB")
     ckpt = open_checkpoint(source, allow_pickle=allow_pickle)
-    # a chunk of stored bytes widens to float32/float64 and the scan holds about two copies
+    # bytes of one decoded chunk (float32, or float64): the scan holds about two copies, and
+    # rounding each takes buffers of its own
     chunk = max(memory_budget // 8, 1 << 16)
     entries = ckpt.stored
     start = time.perf_counter()
@@ -186,7 +188,7 @@ def _scan_tensor(
     if not DTYPES[e.dtype].is_float:
         return TensorScan(name, e.dtype, e.shape, e.numel, math.nan, 0, 0, ())
     partials: list[Partial | None] = [None] * len(fmts)
-    for part in iter_chunks(ckpt, name, chunk):
+    for part in iter_chunks(ckpt, name, chunk, decoded=True):
         for i, f in enumerate(fmts):
             p = format_partial(part, f)
             prev = partials[i]

@@ -232,10 +232,10 @@ def decode(
     f = as_format(fmt)
     if codes.dtype.is_floating_point or codes.dtype == torch.bool:
         raise OptionError(f"decode needs integer codes, not {codes.dtype}")
+    if f.bits <= 16:  # the low bits index a table (int32 indices: half the memory of int64)
+        return _table(f, codes.device, dtype)[codes.to(torch.int32) & ((1 << f.bits) - 1)]
     c = codes.to(torch.int64)
     c = c & ((1 << f.bits) - 1) if f.bits < 64 else c
-    if f.bits <= 16:
-        return _table(f, codes.device, dtype)[c]
     if isinstance(f, IntFormat):
         if f.signed and f.bits < 64:
             c = torch.where(c >= (1 << (f.bits - 1)), c - (1 << f.bits), c)

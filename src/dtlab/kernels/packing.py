@@ -62,9 +62,23 @@ def unpack(packed: torch.Tensor, bits: int, count: int) -> torch.Tensor:
     need = packed_size(count, bits)
     if count < 0 or packed.numel() < need:
         raise OptionError(f"{count} codes of {bits} bits need {need} bytes, got {packed.numel()}")
-    b = packed.reshape(-1)[:need].to(torch.int64)
+    b = packed.reshape(-1)[:need]
     if bits == 8:
-        return b.to(torch.uint8)
-    stream = ((b.unsqueeze(1) >> torch.arange(8, device=b.device)) & 1).reshape(-1)
-    stream = stream[: count * bits].reshape(count, bits)
-    return (stream << torch.arange(bits, device=b.device)).sum(dim=1).to(torch.uint8)
+        return b.clone()
+    mask = (1 << bits) - 1
+    if 8 % bits == 0:  # whole codes per byte: a shift each, in uint8 (checkpoint chunks are big)
+        shifts = torch.arange(0, 8, bits, dtype=torch.uint8, device=b.device)
+        return ((b.unsqueeze(1) >> shifts) & mask).reshape(-1)[:count]
+    if bits == 6:  # four codes in every three bytes
+        g = torch.nn.functional.pad(b, (0, -b.numel() % 3)).reshape(-1, 3).to(torch.int32)
+        word = g[:, 0] | (g[:, 1] << 8) | (g[:, 2] << 16)
+        shifts = torch.arange(0, 24, 6, dtype=torch.int32, device=b.device)
+        return ((word.unsqueeze(1) >> shifts) & mask).reshape(-1)[:count].to(torch.uint8)
+    # general case: through a bit stream, little-endian
+    stream = (b.unsqueeze(1) >> torch.arange(8, dtype=torch.uint8, device=b.device)) & 1
+    stream = stream.reshape(-1)[: count * bits].reshape(count, bits).to(torch.int32)
+    return (
+        (stream << torch.arange(bits, dtype=torch.int32, device=b.device))
+        .sum(dim=1)
+        .to(torch.uint8)
+    )
