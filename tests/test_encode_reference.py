@@ -17,17 +17,17 @@ from functools import cache
 from itertools import pairwise
 
 import gfloat
-import gfloat.formats
 import ml_dtypes
 import numpy as np
 import pytest
 import torch
 from gfloat import RoundMode
 
-from dtlab.formats import TORCH_NAMES, FloatFormat, get_format
+from dtlab.formats import TORCH_NAMES
 from dtlab.modes import Overflow, Rounding
 from dtlab.scalar import Outcome, decode, encode
 from dtlab.values import ExactValue, Kind
+from references import E8M0_MIN, GFLOAT_INFO, GFLOAT_MODES, exact, float_format
 
 FORMATS = [
     "float16",
@@ -48,38 +48,13 @@ TORCH_FORMATS = [n for n in FORMATS if n in TORCH_NAMES and n != "float4_e2m1fn"
 RANDOM_INPUTS = 2000
 GFLOAT_SAMPLE = 3000  # inputs per 16-bit format in the default gfloat run (all: slow test)
 
-_GF = gfloat.formats
-GFLOAT_INFO = {
-    "float16": _GF.format_info_binary16,
-    "bfloat16": _GF.format_info_bfloat16,
-    "float8_e4m3fn": _GF.format_info_ocp_e4m3,
-    "float8_e5m2": _GF.format_info_ocp_e5m2,
-    "float6_e2m3fn": _GF.format_info_ocp_e2m3,
-    "float6_e3m2fn": _GF.format_info_ocp_e3m2,
-    "float4_e2m1fn": _GF.format_info_ocp_e2m1,
-    "float8_e8m0fnu": _GF.format_info_ocp_e8m0,
-}
-GFLOAT_MODES = {
-    RoundMode.TowardZero: Rounding.TOWARD_ZERO,
-    RoundMode.TowardPositive: Rounding.UP,
-    RoundMode.TowardNegative: Rounding.DOWN,
-    RoundMode.TiesToEven: Rounding.NEAREST_EVEN,
-    RoundMode.TiesToAway: Rounding.NEAREST_AWAY,
-}
-
 # ---- inputs -------------------------------------------------------------------------------
-
-
-def _fmt(name: str) -> FloatFormat:
-    fmt = get_format(name)
-    assert isinstance(fmt, FloatFormat)
-    return fmt
 
 
 @cache
 def _midpoints(name: str) -> tuple[Fraction, ...]:
     """Midpoints of neighbouring finite values, and max + half an ulp on both sides."""
-    fmt = _fmt(name)
+    fmt = float_format(name)
     values = sorted({v.fraction for c in range(fmt.code_count) if (v := decode(c, fmt)).is_finite})
     mids = [(a + b) / 2 for a, b in pairwise(values)]
     past = fmt.max + (values[-1] - values[-2]) / 2
@@ -88,7 +63,7 @@ def _midpoints(name: str) -> tuple[Fraction, ...]:
 
 @cache
 def _inputs(name: str) -> np.ndarray:
-    fmt = _fmt(name)
+    fmt = float_format(name)
     mids = np.array([float(m) for m in _midpoints(name)], dtype=np.float32)
     with np.errstate(over="ignore"):  # nextafter of float32 max is inf; that is a fine input
         up = np.nextafter(mids, np.float32(np.inf))
@@ -124,27 +99,17 @@ def _inputs(name: str) -> np.ndarray:
 def _sample(name: str) -> np.ndarray:
     """All inputs for the narrow formats; for 16-bit ones the edges and a seeded sample."""
     x = _inputs(name)
-    if _fmt(name).bits <= 8:
+    if float_format(name).bits <= 8:
         return x
     rng = np.random.default_rng(16)
     n = 3 * len(_midpoints(name))  # midpoints and neighbours come first, then edges, random
     return np.concatenate([x[rng.choice(n, GFLOAT_SAMPLE, replace=False)], x[n:]])
 
 
-def _exact(x: float) -> ExactValue:
-    """The exact value of a float32 (or float64), with the signs of zero, inf and NaN."""
-    negative = math.copysign(1.0, x) < 0
-    if math.isnan(x):
-        return ExactValue(Kind.NAN, negative)
-    if math.isinf(x):
-        return ExactValue(Kind.INF, negative)
-    return ExactValue(Kind.FINITE, negative, abs(Fraction(x)))
-
-
 def _encode_all(x: np.ndarray, name: str, rounding: Rounding, overflow: Overflow) -> np.ndarray:
-    fmt = _fmt(name)
+    fmt = float_format(name)
     return np.array(
-        [encode(_exact(float(v)), fmt, rounding=rounding, overflow=overflow).code for v in x],
+        [encode(exact(float(v)), fmt, rounding=rounding, overflow=overflow).code for v in x],
         dtype=np.int64,
     )
 
@@ -191,9 +156,6 @@ def _const(code: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     return lambda x, d: np.full(x.shape, code, dtype=np.int64)
 
 
-_E8M0_LOW = 2.0**-127  # the smallest e8m0 value
-
-
 def _is_zero(x: np.ndarray, d: np.ndarray) -> np.ndarray:
     return x == 0
 
@@ -203,7 +165,7 @@ def _is_zero(x: np.ndarray, d: np.ndarray) -> np.ndarray:
 # is 2**-127 (code 00). checked: 0x00400001 (2**-127 + 2**-149) -> 01 in both.
 E8M0_SUBNORMAL = Rule(
     "e8m0 from a float32 subnormal in (2**-127, 1.5 * 2**-127): references give 2**-126",
-    lambda x, d: (x > _E8M0_LOW) & (x < 1.5 * _E8M0_LOW),
+    lambda x, d: (x > E8M0_MIN) & (x < 1.5 * E8M0_MIN),
     _const(0x01),
 )
 
@@ -245,7 +207,7 @@ TORCH_OVERFLOW = {"float8_e4m3fn": Overflow.SATURATE}  # torch >= 2.13 saturates
 def _e8m0_codes(x: np.ndarray) -> np.ndarray:
     """dtlab's e8m0 codes with the float32 subnormal rule applied (torch reads |x| so)."""
     codes = _encode_all(x, "float8_e8m0fnu", Rounding.NEAREST_EVEN, Overflow.INF_NAN)
-    codes[(x > _E8M0_LOW) & (x < 1.5 * _E8M0_LOW)] = 0x01
+    codes[(x > E8M0_MIN) & (x < 1.5 * E8M0_MIN)] = 0x01
     return codes
 
 
@@ -352,7 +314,7 @@ def test_torch_has_no_fp4_cast() -> None:
 
 
 def _gfloat_rules(name: str, mode: RoundMode, sat: bool) -> list[Rule]:
-    fmt = _fmt(name)
+    fmt = float_format(name)
     rules: list[Rule] = []
     all_ones = (1 << fmt.bits) - 1
     if name == "float8_e4m3fn" and not sat:  # the one format where overflow gives NaN
@@ -384,7 +346,7 @@ def _gfloat_rules(name: str, mode: RoundMode, sat: bool) -> list[Rule]:
         Rule(
             "e8m0 from 0 < x < 2**-127: gfloat gives NaN unless x rounds up to 2**-127 in its "
             "binade; dtlab gives 2**-127 (code 00) for all of them",
-            lambda x, d: (x > 0) & (x < _E8M0_LOW) & ~up_to_low(x),
+            lambda x, d: (x > 0) & (x < E8M0_MIN) & ~up_to_low(x),
             _const(0xFF),
         )
     )
@@ -407,7 +369,7 @@ def _gfloat_rules(name: str, mode: RoundMode, sat: bool) -> list[Rule]:
 
 
 def _check_gfloat(name: str, which: str, mode: RoundMode, sat: bool) -> None:
-    fmt = _fmt(name)
+    fmt = float_format(name)
     x = _inputs(name) if which == "all" else _sample(name)
     keep = ~np.isnan(x)
     x = x[keep]
@@ -424,7 +386,7 @@ def _check_gfloat(name: str, which: str, mode: RoundMode, sat: bool) -> None:
     else:
         saturated = np.array(
             [
-                encode(_exact(v), fmt, rounding=rounding, overflow=policy).outcome
+                encode(exact(v), fmt, rounding=rounding, overflow=policy).outcome
                 is Outcome.SATURATED
                 for v in x.tolist()
             ]
@@ -466,7 +428,7 @@ def test_gfloat_modes_are_all_mapped() -> None:
 
 @pytest.mark.parametrize(("library", "name"), list(NAN_CODES), ids=lambda v: str(v))
 def test_nan_inputs(library: str, name: str) -> None:
-    fmt = _fmt(name)
+    fmt = float_format(name)
     for negative, (dtlab_code, ref_code) in zip(
         (False, True), NAN_CODES[library, name], strict=True
     ):

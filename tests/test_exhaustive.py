@@ -11,7 +11,6 @@ from fractions import Fraction
 from functools import cache
 from itertools import pairwise
 
-import ml_dtypes
 import numpy as np
 import pytest
 import torch
@@ -20,6 +19,7 @@ from dtlab.formats import NUMPY_NAMES, TORCH_NAMES, FloatFormat, IntFormat, form
 from dtlab.modes import Overflow, Rounding
 from dtlab.scalar import Outcome, decode, encode, explain_code, ulp
 from dtlab.values import ExactValue, Kind
+from references import float_format, numpy_type
 
 SMALL_FLOATS = [f.name for f in formats("float") if f.bits <= 16]
 SMALL_INTS = [f.name for f in formats("int") if f.bits <= 16]
@@ -47,12 +47,6 @@ NUMPY_DECODABLE = [n for n in SMALL_FLOATS + SMALL_INTS if n in NUMPY_NAMES]
 def _decoded(name: str) -> tuple[ExactValue, ...]:
     fmt = get_format(name)
     return tuple(decode(c, fmt) for c in range(fmt.code_count))
-
-
-def _float(name: str) -> FloatFormat:
-    fmt = get_format(name)
-    assert isinstance(fmt, FloatFormat)
-    return fmt
 
 
 def _codes(fmt: FloatFormat | IntFormat) -> np.ndarray:
@@ -101,7 +95,7 @@ def _key(v: ExactValue) -> tuple[int, Fraction]:
 
 @pytest.mark.parametrize("name", SMALL_FLOATS)
 def test_round_trip_nearest_even(name: str) -> None:
-    fmt = _float(name)
+    fmt = float_format(name)
     values = _decoded(name)
     for code, v in enumerate(values):
         enc = encode(v, fmt)
@@ -115,7 +109,7 @@ def test_round_trip_nearest_even(name: str) -> None:
 @pytest.mark.parametrize("name", NARROW_FLOATS)
 @pytest.mark.parametrize("rounding", DIRECTED, ids=lambda r: r.value)
 def test_round_trip_every_mode(name: str, rounding: Rounding) -> None:
-    fmt = _float(name)
+    fmt = float_format(name)
     for code, v in enumerate(_decoded(name)):
         for overflow in (Overflow.INF_NAN, Overflow.SATURATE):
             enc = encode(v, fmt, rounding=rounding, overflow=overflow)
@@ -130,7 +124,7 @@ def test_round_trip_every_mode(name: str, rounding: Rounding) -> None:
 
 @pytest.mark.parametrize("name", SMALL_FLOATS)
 def test_negative_zero_round_trips_to_its_own_code(name: str) -> None:
-    fmt = _float(name)
+    fmt = float_format(name)
     neg_zero = ExactValue(Kind.FINITE, True, Fraction(0))
     got = encode(neg_zero, fmt).code
     if fmt.has_negative_zero:
@@ -147,7 +141,7 @@ def test_negative_zero_round_trips_to_its_own_code(name: str) -> None:
 
 @pytest.mark.parametrize("name", SMALL_FLOATS)
 def test_sign_magnitude_order_is_value_order(name: str) -> None:
-    fmt = _float(name)
+    fmt = float_format(name)
     values = _decoded(name)
     ordered = [values[c] for c in _sign_magnitude_order(fmt) if not values[c].is_nan]
     keys = [_key(v) for v in ordered]
@@ -163,7 +157,7 @@ def test_sign_magnitude_order_is_value_order(name: str) -> None:
 
 @pytest.mark.parametrize("name", SMALL_FLOATS)
 def test_counts_and_extremes_match_derived_properties(name: str) -> None:
-    fmt = _float(name)
+    fmt = float_format(name)
     values = _decoded(name)
     finite = [v for v in values if v.is_finite]
     assert len(finite) == fmt.finite_codes
@@ -197,7 +191,7 @@ def test_counts_and_extremes_match_derived_properties(name: str) -> None:
 def test_neighbours_and_ulp(name: str) -> None:
     """explain_code's previous/next are the adjacent distinct values (infinities included, the
     two zeros one value); ulp is the distance to the next value up from |v|."""
-    fmt = _float(name)
+    fmt = float_format(name)
     values = _decoded(name)
     distinct = sorted({_key(v) for v in values if not v.is_nan})
     for code, v in enumerate(values):
@@ -225,22 +219,17 @@ def test_neighbours_and_ulp(name: str) -> None:
 # ---- floats: against the references ------------------------------------------------------
 
 
-def _numpy_type(name: str) -> type:
-    module, attr = NUMPY_NAMES[name].split(".")
-    return getattr(np if module == "numpy" else ml_dtypes, attr)
-
-
 @pytest.mark.parametrize("name", [n for n in NUMPY_DECODABLE if n in SMALL_FLOATS])
 def test_decode_matches_numpy_and_ml_dtypes(name: str) -> None:
-    fmt = _float(name)
+    fmt = float_format(name)
     with np.errstate(invalid="ignore"):  # ml_dtypes flags signalling NaNs (bf16 7F81...)
-        got = _codes(fmt).view(_numpy_type(name)).astype(np.float64)
+        got = _codes(fmt).view(numpy_type(name)).astype(np.float64)
     _assert_same_floats(got, _as_float64(_decoded(name)))
 
 
 @pytest.mark.parametrize("name", [n for n in TORCH_DECODABLE if n in SMALL_FLOATS])
 def test_decode_matches_torch(name: str) -> None:
-    fmt = _float(name)
+    fmt = float_format(name)
     codes = torch.from_numpy(_codes(fmt))
     got = codes.view(getattr(torch, TORCH_NAMES[name])).to(torch.float64).numpy()
     _assert_same_floats(got, _as_float64(_decoded(name)))
@@ -280,9 +269,9 @@ def test_int_decode_matches_numpy_and_ml_dtypes(name: str) -> None:
     fmt = get_format(name)
     got = _codes(fmt).view(np.uint8 if fmt.bits <= 8 else np.uint16)
     if fmt.bits in (8, 16):
-        got = got.view(_numpy_type(name))
+        got = got.view(numpy_type(name))
     else:  # ml_dtypes' sub-byte ints keep one element per byte, in the low bits
-        got = got.astype(np.uint8).view(_numpy_type(name))
+        got = got.astype(np.uint8).view(numpy_type(name))
     assert got.astype(np.int64).tolist() == [int(v.fraction) for v in _decoded(name)]
 
 

@@ -1,7 +1,6 @@
 """The C kernel, the pure-torch kernel and the exact scalar path give the same bits."""
 
 import math
-from fractions import Fraction
 
 import pytest
 import torch
@@ -9,8 +8,7 @@ import torch
 from dtlab.formats import get_format
 from dtlab.kernels import has_c_kernel, quantize
 from dtlab.modes import Overflow, Rounding
-from dtlab.scalar import decode, encode
-from dtlab.values import ExactValue, Kind
+from references import scalar_value
 
 FORMATS = [
     "bf16", "fp16", "tf32", "fp32", "fp8", "e4m3fnuz", "e4m3b11fnuz", "float8_e4m3", "e5m2",
@@ -46,17 +44,6 @@ def _bits_equal(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.view(torch.int32) == b.view(torch.int32)) | (a.isnan() & b.isnan())
 
 
-def _scalar(v: float, fmt: object, mode: Rounding, policy: Overflow | None) -> float:
-    if math.isnan(v):
-        x = ExactValue(Kind.NAN, False)
-    elif math.isinf(v):
-        x = ExactValue(Kind.INF, v < 0)
-    else:
-        x = ExactValue(Kind.FINITE, math.copysign(1.0, v) < 0, abs(Fraction(v)))
-    f = get_format(fmt)
-    return float(decode(encode(x, f, rounding=mode, overflow=policy).code, f))
-
-
 @pytest.fixture(params=["avx2", "portable"])
 def simd(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     """Run the C kernel with its AVX2 kernels allowed, then with the portable ones only."""
@@ -87,7 +74,9 @@ def test_c_torch_and_scalar_agree(name: str, simd: str) -> None:
             if simd == "portable":
                 continue  # the scalar comparison does not depend on the C variant
             for i in range(0, X.numel(), 41):
-                want = torch.tensor(_scalar(X[i].item(), fmt, mode, policy), dtype=torch.float64)
+                want = torch.tensor(
+                    scalar_value(X[i].item(), fmt, mode, policy), dtype=torch.float64
+                )
                 got = t[i : i + 1]
                 assert bool(_bits_equal(got, want.float().reshape(1))), (
                     name,

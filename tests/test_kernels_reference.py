@@ -11,15 +11,11 @@ from dtlab the difference is a ``Rule``: an explicit expectation that must still
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 from typing import Any
 
 import gfloat
-import gfloat.formats
-import ml_dtypes
 import numpy as np
 import pytest
 import torch
@@ -30,7 +26,24 @@ from dtlab.kernels import code_dtype, decode, encode, pack, packed_size, quantiz
 from dtlab.modes import Overflow, Rounding
 from dtlab.scalar import decode as scalar_decode
 from dtlab.scalar import encode as scalar_encode
-from dtlab.values import ExactValue, Kind
+from references import (
+    E8M0_MIN,
+    E8M0_SUBNORMAL,
+    GFLOAT_INFO,
+    GFLOAT_MODES,
+    ML_FLOATS,
+    ML_INTS,
+    ML_RULES,
+    Rule,
+    assert_same,
+    bits_of,
+    const,
+    e8m0_subnormal,
+    exact,
+    float_format,
+    ml_cast,
+    scalar_value,
+)
 
 FLOATS = [f.name for f in formats("float") if f.bits <= 16]
 INTS = [f"{s}int{b}" for s in ("", "u") for b in (1, 2, 3, 4, 8, 16)]
@@ -45,28 +58,13 @@ RANDOM64_COUNT = 1 << 18
 TAIL_CALLS = 96  # 7-element C calls per format, mode and policy
 SCALAR_SAMPLE = 500  # float32 inputs per format and mode and policy, checked against
 # the exact scalar path (float64: half as many)
-INT_DTYPE = {torch.float64: torch.int64, torch.float32: torch.int32,
-             torch.float16: torch.int16, torch.bfloat16: torch.int16}  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """The pure-torch path is many element-wise passes over ~10**6 elements: on a small shared
-    machine two intra-op threads contend and run several times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("_one_thread")  # tests/conftest.py
 
 
 def _fmt(name: str) -> Format:
     return get_format(name)
-
-
-def _float_fmt(name: str) -> FloatFormat:
-    fmt = get_format(name)
-    assert isinstance(fmt, FloatFormat)
-    return fmt
 
 
 def _mode_id(r: object) -> str:
@@ -209,36 +207,6 @@ def test_edge_inputs_are_exact() -> None:
 # ---- comparison ---------------------------------------------------------------------------
 
 
-def _bits(t: torch.Tensor) -> torch.Tensor:
-    """Bit patterns as int64 with every NaN as -1 (a NaN pattern itself, so no value has it)."""
-    b = t.view(INT_DTYPE[t.dtype]).to(torch.int64)
-    return torch.where(t.isnan(), -1, b)
-
-
-def _assert_same(x: torch.Tensor, got: torch.Tensor, want: torch.Tensor, what: str) -> None:
-    assert got.dtype == want.dtype and got.shape == want.shape, what
-    bad = (_bits(got) != _bits(want)).nonzero().flatten()
-    xi = x.view(INT_DTYPE[x.dtype])
-    width = 2 * x.element_size()
-    detail = [
-        (f"{int(xi[i]) & ((1 << 4 * width) - 1):0{width}x}", float(got[i]), float(want[i]))
-        for i in bad[:8].tolist()
-    ]
-    assert bad.numel() == 0, f"{what}: {bad.numel()} differ (input bits, got, want): {detail}"
-
-
-@dataclass(frozen=True)
-class Rule:
-    """Inputs where a reference is known to give something else than dtlab, and what it gives.
-
-    ``where(x, d)`` selects them (x the float inputs, d dtlab's results); ``value(x, d)``
-    gives the reference's results (only the selected ones are used)."""
-
-    why: str
-    where: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    value: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
 def _expect(rules: list[Rule], x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     """dtlab's results with every rule applied; each rule must still select some input."""
     want = d.clone()
@@ -247,10 +215,6 @@ def _expect(rules: list[Rule], x: torch.Tensor, d: torch.Tensor) -> torch.Tensor
         assert bool(mask.any()), f"known difference no longer occurs: {rule.why}"
         want = torch.where(mask, rule.value(x, d).to(d.dtype), want)
     return want
-
-
-def _const(v: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    return lambda x, d: torch.full_like(d, v)
 
 
 # ---- a. C kernel == pure torch --------------------------------------------------------------
@@ -263,7 +227,7 @@ def _check_backends(
     c = quantize(x, name, backend="c", **kw)
     t = quantize(x, name, backend="torch", **kw)
     assert c.dtype == x.dtype
-    _assert_same(x, c, t, f"{name} {rounding.value} {overflow} {subnormals} {x.dtype}")
+    assert_same(x, c, t, f"{name} {rounding.value} {overflow} {subnormals} {x.dtype}")
 
 
 @pytest.mark.parametrize("name", FORMATS)
@@ -306,7 +270,7 @@ def test_c_matches_torch_half_inputs(name: str) -> None:
                 kw: dict[str, Any] = dict(rounding=rounding, overflow=overflow,
                                           subnormals=subnormals)  # fmt: skip
                 want = quantize(xs.float(), name, **kw).to(x.dtype)
-                _assert_same(xs, quantize(xs, name, **kw), want, f"{name} {x.dtype}")
+                assert_same(xs, quantize(xs, name, **kw), want, f"{name} {x.dtype}")
 
 
 @pytest.mark.parametrize("name", FORMATS)
@@ -320,7 +284,7 @@ def test_c_tails_match_torch(name: str) -> None:
             want = quantize(x, name, backend="torch", **kw)
             got = torch.cat([quantize(x[i : i + 7], name, backend="c", **kw)
                              for i in range(0, x.numel(), 7)])  # fmt: skip
-            _assert_same(x, got, want, f"{name} {kw} tails")
+            assert_same(x, got, want, f"{name} {kw} tails")
 
 
 def test_out_and_non_contiguous_inputs() -> None:
@@ -329,15 +293,15 @@ def test_out_and_non_contiguous_inputs() -> None:
     for backend in ("c", "torch"):
         out = torch.empty_like(x)
         assert quantize(x, "fp8", out=out, backend=backend) is out
-        _assert_same(x, out, want, backend)
+        assert_same(x, out, want, backend)
         y = x.clone()
         quantize(y, "fp8", out=y, backend=backend)
-        _assert_same(x, y, want, f"{backend} in place")
+        assert_same(x, y, want, f"{backend} in place")
         t = x.t()  # not contiguous
-        _assert_same(t, quantize(t, "fp8", backend=backend), want.t(), f"{backend} transposed")
+        assert_same(t, quantize(t, "fp8", backend=backend), want.t(), f"{backend} transposed")
         o = torch.empty_like(x).t()
         quantize(t, "fp8", out=o, backend=backend)
-        _assert_same(t, o, want.t(), f"{backend} non-contiguous out")
+        assert_same(t, o, want.t(), f"{backend} non-contiguous out")
 
 
 # ---- b. torch's casts -----------------------------------------------------------------------
@@ -352,26 +316,12 @@ TORCH_CASTS: dict[str, str | None] = {
     "float8_e5m2fnuz": None,
     "float8_e8m0fnu": None,
 }
-E8M0_MIN = 2.0**-127
-
-
-def _e8m0_subnormal(x: torch.Tensor) -> torch.Tensor:
-    return (x > E8M0_MIN) & (x < 1.5 * E8M0_MIN)
-
-
-# Reading a float32 subnormal (exponent field 0), torch's and ml_dtypes' e8m0 casts round every
-# value in (2**-127, 1.5 * 2**-127) up to 2**-126; the nearest e8m0 value is 2**-127.
-# checked: 0x00400001 (2**-127 + 2**-149) -> code 01 in both.
-E8M0_SUBNORMAL = Rule(
-    "e8m0 from a float32 subnormal in (2**-127, 1.5 * 2**-127): references give 2**-126",
-    lambda x, d: _e8m0_subnormal(x),
-    _const(2.0**-126),
-)
 
 
 def _torch_e8m0(a: torch.Tensor) -> torch.Tensor:
-    """What torch's cast gives for a >= 0: dtlab's value, with the subnormal reading above."""
-    return torch.where(_e8m0_subnormal(a), 2.0**-126, quantize(a, "float8_e8m0fnu"))
+    """What torch's cast gives for a >= 0: dtlab's value, with the subnormal reading of
+    E8M0_SUBNORMAL (references.py)."""
+    return torch.where(e8m0_subnormal(a), 2.0**-126, quantize(a, "float8_e8m0fnu"))
 
 
 TORCH_RULES: dict[str, list[Rule]] = {
@@ -389,25 +339,7 @@ def test_against_torch_casts(name: str) -> None:
     x = torch.cat([_random32(), _structured(name)])
     got = x.to(getattr(torch, name)).float()
     d = quantize(x, name, overflow=TORCH_CASTS[name])
-    _assert_same(x, got, _expect(TORCH_RULES.get(name, []), x, d), f"torch {name}")
-
-
-def _exact(v: float) -> ExactValue:
-    """The exact value of a float, with the signs of zero, inf and NaN."""
-    negative = math.copysign(1.0, v) < 0
-    if math.isnan(v):
-        return ExactValue(Kind.NAN, negative)
-    if math.isinf(v):
-        return ExactValue(Kind.INF, negative)
-    return ExactValue(Kind.FINITE, negative, abs(Fraction(v)))
-
-
-def _scalar_value(
-    v: float, fmt: Format, rounding: Rounding = Rounding.NEAREST_EVEN, overflow: str | None = None
-) -> float:
-    policy = Overflow.parse(overflow) if overflow else None
-    return float(scalar_decode(scalar_encode(_exact(v), fmt, rounding=rounding,
-                                             overflow=policy).code, fmt))  # fmt: skip
+    assert_same(x, got, _expect(TORCH_RULES.get(name, []), x, d), f"torch {name}")
 
 
 @pytest.mark.parametrize("name", list(TORCH_CASTS))
@@ -417,48 +349,21 @@ def test_torch_casts_float64_through_float32(name: str) -> None:
     with dtlab."""
     x = torch.cat([_random64(), _near64(name)])
     dtype, policy = getattr(torch, name), TORCH_CASTS[name]
-    _assert_same(x, x.to(dtype).double(), x.float().to(dtype).double(), f"torch {name}")
+    assert_same(x, x.to(dtype).double(), x.float().to(dtype).double(), f"torch {name}")
     d64 = quantize(x, name, overflow=policy)
     d32 = quantize(x.float(), name, overflow=policy).double()
-    differ = (_bits(d64) != _bits(d32)).nonzero().flatten()
+    differ = (bits_of(d64) != bits_of(d32)).nonzero().flatten()
     assert differ.numel() > 0, "float32 first no longer changes any result"
     fmt = _fmt(name)
     sample = differ[:: max(1, differ.numel() // 200)]
-    want = torch.tensor([_scalar_value(float(x[i]), fmt, overflow=policy) for i in sample.tolist()],
+    want = torch.tensor([scalar_value(float(x[i]), fmt, overflow=policy) for i in sample.tolist()],
                         dtype=torch.float64)  # fmt: skip
-    _assert_same(x[sample], d64[sample], want, f"scalar {name}")
+    assert_same(x[sample], d64[sample], want, f"scalar {name}")
 
 
 # ---- c. ml_dtypes -------------------------------------------------------------------------
-
-ML_FLOATS = ["float16", "bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e4m3b11fnuz",
-             "float8_e4m3", "float8_e5m2", "float8_e5m2fnuz", "float8_e3m4", "float8_e8m0fnu",
-             "float6_e2m3fn", "float6_e3m2fn", "float4_e2m1fn"]  # fmt: skip
-ML_INTS = ["int1", "int2", "int4", "uint1", "uint2", "uint4"]
-
-# no NaN in fp6/fp4: dtlab stores +0; ml_dtypes gives -0 for a NaN whose sign bit is clear
-# (and +0, as dtlab, for one whose sign bit is set). checked on every NaN payload here.
-ML_NAN_TO_NEG_ZERO = Rule(
-    "NaN into fp6/fp4: ml_dtypes gives -0 (dtlab +0)",
-    lambda x, d: x.isnan() & ~torch.signbit(x),
-    _const(-0.0),
-)
-ML_RULES: dict[str, list[Rule]] = {
-    "float8_e8m0fnu": [
-        Rule("e8m0 from ±0: ml_dtypes gives NaN, dtlab the smallest value 2**-127",
-             lambda x, d: x == 0, _const(math.nan)),
-        E8M0_SUBNORMAL,
-    ],
-    "float6_e2m3fn": [ML_NAN_TO_NEG_ZERO],
-    "float6_e3m2fn": [ML_NAN_TO_NEG_ZERO],
-    "float4_e2m1fn": [ML_NAN_TO_NEG_ZERO],
-}  # fmt: skip
-
-
-def _ml_cast(x: torch.Tensor, name: str) -> torch.Tensor:
-    dtype = np.float16 if name == "float16" else getattr(ml_dtypes, name)
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow and NaN casts warn
-        return torch.from_numpy(x.numpy().astype(dtype).astype(np.float32))
+# ML_FLOATS, ML_INTS, ML_RULES and ml_cast: references.py (test_kernels_exhaustive.py applies
+# the same rules to every float32; here each rule must still occur)
 
 
 @pytest.mark.parametrize("name", ML_FLOATS)
@@ -466,7 +371,7 @@ def test_against_ml_dtypes(name: str) -> None:
     """ml_dtypes follows dtlab's default policy: inf-nan (fp6/fp4 have neither: saturate)."""
     x = torch.cat([_random32(), _structured(name)])
     d = quantize(x, name)
-    _assert_same(x, _ml_cast(x, name), _expect(ML_RULES.get(name, []), x, d), f"ml {name}")
+    assert_same(x, ml_cast(x, name), _expect(ML_RULES.get(name, []), x, d), f"ml {name}")
 
 
 @pytest.mark.parametrize("name", ML_INTS)
@@ -474,39 +379,17 @@ def test_against_ml_dtypes_ints(name: str) -> None:
     """ml_dtypes' float -> int casts truncate toward zero and wrap (NaN and ±inf give 0)."""
     x = torch.cat([_random32(), _structured(name)])
     d = quantize(x, name, rounding="toward-zero", overflow="wrap")
-    _assert_same(x, _ml_cast(x, name), d, f"ml {name}")
+    assert_same(x, ml_cast(x, name), d, f"ml {name}")
 
 
 # ---- d. gfloat ----------------------------------------------------------------------------
-
-_GF = gfloat.formats
-GFLOAT_INFO = {
-    "float16": _GF.format_info_binary16,
-    "bfloat16": _GF.format_info_bfloat16,
-    "float8_e4m3fn": _GF.format_info_ocp_e4m3,
-    "float8_e5m2": _GF.format_info_ocp_e5m2,
-    "float6_e2m3fn": _GF.format_info_ocp_e2m3,
-    "float6_e3m2fn": _GF.format_info_ocp_e3m2,
-    "float4_e2m1fn": _GF.format_info_ocp_e2m1,
-    "float8_e8m0fnu": _GF.format_info_ocp_e8m0,
-}
-# gfloat's Stochastic* modes take caller-supplied random bits (srbits) and round the dropped
-# fraction to srnumbits bits first; dtlab draws its own 32 bits per element (splitmix64), so
-# the two cannot be fed the same randomness: only the deterministic modes are compared.
-GFLOAT_MODES = {
-    RoundMode.TowardZero: Rounding.TOWARD_ZERO,
-    RoundMode.TowardPositive: Rounding.UP,
-    RoundMode.TowardNegative: Rounding.DOWN,
-    RoundMode.TiesToEven: Rounding.NEAREST_EVEN,
-    RoundMode.TiesToAway: Rounding.NEAREST_AWAY,
-}
 
 
 def _gfloat_inputs(name: str, mode: RoundMode, sat: bool) -> torch.Tensor:
     """float64 inputs gfloat handles. Left out, and checked in test_gfloat_edge_cases:
     fp6/fp4 without saturation raise ValueError for ±inf and for any overflow that does not
     round toward zero; e8m0 mishandles x <= 0 and x < 2**-127 (FORMATS.md section 2)."""
-    fmt = _float_fmt(name)
+    fmt = float_format(name)
     x = torch.cat([_near64(name), _small(name).double()])
     if name == "float8_e8m0fnu":
         return x[x.isnan() | (x >= E8M0_MIN)]
@@ -521,7 +404,7 @@ def _gfloat_rules(name: str, mode: RoundMode) -> list[Rule]:
     if name in ("float6_e2m3fn", "float6_e3m2fn", "float4_e2m1fn"):
         return [Rule("NaN into fp6/fp4: gfloat.round_ndarray passes NaN through (the format has "
                      "none; round_float raises), dtlab stores +0",
-                     lambda x, d: x.isnan(), _const(math.nan))]  # fmt: skip
+                     lambda x, d: x.isnan(), const(math.nan))]  # fmt: skip
     if name == "float8_e8m0fnu" and mode is RoundMode.TiesToEven:
         # x = 1.5 * 2**e lies between codes e + 127 and e + 128: gfloat takes the even one,
         # dtlab (as torch and ml_dtypes) goes up. At e = 127 that is max, where dtlab overflows.
@@ -541,7 +424,7 @@ def test_against_gfloat(name: str, mode: RoundMode, sat: bool) -> None:
     x = _gfloat_inputs(name, mode, sat)
     got = torch.from_numpy(gfloat.round_ndarray(GFLOAT_INFO[name], x.numpy(), mode, sat))
     d = quantize(x, name, rounding=GFLOAT_MODES[mode], overflow="saturate" if sat else None)
-    _assert_same(x, got, _expect(_gfloat_rules(name, mode), x, d), f"gfloat {name} {mode}")
+    assert_same(x, got, _expect(_gfloat_rules(name, mode), x, d), f"gfloat {name} {mode}")
 
 
 def test_gfloat_modes_are_all_mapped() -> None:
@@ -580,11 +463,11 @@ def test_gfloat_edge_cases(
             gfloat.round_ndarray(GFLOAT_INFO[name], x.numpy(), mode, sat)
     else:
         got = torch.from_numpy(gfloat.round_ndarray(GFLOAT_INFO[name], x.numpy(), mode, sat))
-        _assert_same(x, got, torch.tensor([ref], dtype=torch.float64), "gfloat")
+        assert_same(x, got, torch.tensor([ref], dtype=torch.float64), "gfloat")
     d = quantize(x, name, rounding=GFLOAT_MODES[mode], overflow="saturate" if sat else None)
-    _assert_same(x, d, torch.tensor([want], dtype=torch.float64), "dtlab")
-    assert math.isnan(want) or _scalar_value(v, _fmt(name), GFLOAT_MODES[mode],
-                                             "saturate" if sat else None) == want  # fmt: skip
+    assert_same(x, d, torch.tensor([want], dtype=torch.float64), "dtlab")
+    assert math.isnan(want) or scalar_value(v, _fmt(name), GFLOAT_MODES[mode],
+                                            "saturate" if sat else None) == want  # fmt: skip
 
 
 # ---- e. the exact scalar path ---------------------------------------------------------------
@@ -622,14 +505,14 @@ def test_against_scalar(name: str, dtype: torch.dtype) -> None:
     for i, (rounding, policy) in enumerate((r, q) for r in MODES for q in policies):
         x = torch.cat([_bounds(name, dtype), _subset(_scalar_pool(name, dtype), n, seed=i)])
         ov = Overflow.parse(policy)
-        codes = [scalar_encode(_exact(v), fmt, rounding=rounding, overflow=ov).code
+        codes = [scalar_encode(exact(v), fmt, rounding=rounding, overflow=ov).code
                  for v in x.tolist()]  # fmt: skip
         want = torch.tensor([float(scalar_decode(c, fmt)) for c in codes], dtype=dtype)
         what = f"{name} {rounding.value} {policy}"
         for sub in ("keep", "flush"):
             w = want if sub == "keep" else _flushed(want, fmt)
             got = quantize(x, name, rounding=rounding, overflow=policy, subnormals=sub)
-            _assert_same(x, got, w, f"{what} {sub}")
+            assert_same(x, got, w, f"{what} {sub}")
         got_codes = encode(x, name, rounding=rounding, overflow=policy).to(torch.int64) & mask
         assert got_codes.tolist() == codes, what
 
@@ -692,9 +575,9 @@ def test_decode_matches_scalar(name: str) -> None:
     for dtype in (torch.float64, torch.float32):
         got = decode(codes, fmt, dtype=dtype)
         assert got.dtype == dtype
-        _assert_same(codes.to(torch.float32), got, torch.tensor(want, dtype=dtype), name)
+        assert_same(codes.to(torch.float32), got, torch.tensor(want, dtype=dtype), name)
     wide = codes.to(torch.int64) | (1 << 20)  # bits above the format's width are ignored
-    _assert_same(codes.float(), decode(wide, fmt), decode(codes, fmt), f"{name} high bits")
+    assert_same(codes.float(), decode(wide, fmt), decode(codes, fmt), f"{name} high bits")
 
 
 @pytest.mark.parametrize("name", SMALL_FORMATS)
@@ -778,14 +661,14 @@ def test_stochastic_backends_and_neighbours(name: str) -> None:
         for overflow, subnormals in _policies(name)[::3]:
             kw: dict[str, Any] = dict(overflow=overflow, subnormals=subnormals)
             c = _sr(x, name, 11, "c", **kw)
-            _assert_same(x, c, _sr(x, name, 11, "torch", **kw), f"{name} {kw} backends")
-            _assert_same(x, c, _sr(x, name, 11, "c", **kw), f"{name} {kw} rerun")
-            assert not torch.equal(_bits(c), _bits(_sr(x, name, 12, "c", **kw))), "seeds"
+            assert_same(x, c, _sr(x, name, 11, "torch", **kw), f"{name} {kw} backends")
+            assert_same(x, c, _sr(x, name, 11, "c", **kw), f"{name} {kw} rerun")
+            assert not torch.equal(bits_of(c), bits_of(_sr(x, name, 12, "c", **kw))), "seeds"
             rtz = quantize(x, name, rounding="toward-zero", **kw)
             away = torch.where(torch.signbit(x), quantize(x, name, rounding="down", **kw),
                                quantize(x, name, rounding="up", **kw))  # fmt: skip
-            b = _bits(c)
-            assert bool(((b == _bits(rtz)) | (b == _bits(away))).all()), (name, kw)
+            b = bits_of(c)
+            assert bool(((b == bits_of(rtz)) | (b == bits_of(away))).all()), (name, kw)
 
 
 def test_stochastic_generator_state_advances() -> None:
@@ -793,14 +676,14 @@ def test_stochastic_generator_state_advances() -> None:
     g = torch.Generator().manual_seed(5)
     a = quantize(x, "fp8", rounding="stochastic", generator=g)
     b = quantize(x, "fp8", rounding="stochastic", generator=g)
-    assert not torch.equal(_bits(a), _bits(b))
+    assert not torch.equal(bits_of(a), bits_of(b))
     h = torch.Generator().manual_seed(5)
-    _assert_same(x, a, quantize(x, "fp8", rounding="stochastic", generator=h), "fresh seed 5")
+    assert_same(x, a, quantize(x, "fp8", rounding="stochastic", generator=h), "fresh seed 5")
     for dtype in (torch.float16, torch.bfloat16):  # half inputs: same bits as float32 ones
         xh = _subset(x, 4096).to(dtype)
         want = _sr(xh.float(), "fp8", 3).to(dtype)
         for backend in ("c", "torch"):
-            _assert_same(xh, _sr(xh, "fp8", 3, backend), want, f"{dtype} {backend}")
+            assert_same(xh, _sr(xh, "fp8", 3, backend), want, f"{dtype} {backend}")
 
 
 # (format, x): x between two neighbours, including subnormal ones and one above a format
@@ -816,8 +699,8 @@ def test_stochastic_is_unbiased(name: str, v: float) -> None:
     its neighbours (within 1e-3) and the mean lies within 5 standard errors of x."""
     fmt = _fmt(name)
     x32 = float(np.float32(v))
-    lo = _scalar_value(x32, fmt, Rounding.DOWN)
-    hi = _scalar_value(x32, fmt, Rounding.UP)
+    lo = scalar_value(x32, fmt, Rounding.DOWN)
+    hi = scalar_value(x32, fmt, Rounding.UP)
     assert lo < x32 < hi
     p = float((Fraction(x32) - Fraction(lo)) / (Fraction(hi) - Fraction(lo)))
     q = _sr(torch.full((SR_COPIES,), x32), name, 2024).double()
@@ -835,7 +718,7 @@ def test_stochastic_is_unbiased(name: str, v: float) -> None:
 def test_wrap_of_float64_beyond_2_64(backend: str) -> None:
     x = torch.tensor([2.0**64 + 2.0**12, -(2.0**64 + 3 * 2.0**12)], dtype=torch.float64)
     fmt = _fmt("int16")
-    want = [_scalar_value(v, fmt, overflow="wrap") for v in x.tolist()]
+    want = [scalar_value(v, fmt, overflow="wrap") for v in x.tolist()]
     assert want == [4096.0, -12288.0]  # (2**64 + 2**12) mod 2**16 = 2**12
     assert quantize(x, fmt, overflow="wrap", backend=backend).tolist() == want
 

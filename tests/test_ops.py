@@ -21,12 +21,14 @@ def q_exact(x: Fraction, fmt: str) -> Fraction:
     return v.fraction
 
 
-def seq_reference(a: torch.Tensor, b: torch.Tensor, fmt: str) -> Fraction:
+def seq_reference(a: torch.Tensor, b: torch.Tensor, fmt: str, acc: str | None = None) -> Fraction:
+    """The inputs rounded to fmt, their products summed in order, each partial sum rounded once
+    to acc (fmt when not given)."""
     qa = [Fraction(v) for v in quantize(a.double(), fmt).tolist()]
     qb = [Fraction(v) for v in quantize(b.double(), fmt).tolist()]
     s = Fraction(0)
     for x, y in zip(qa, qb, strict=True):
-        s = q_exact(s + x * y, fmt)
+        s = q_exact(s + x * y, fmt if acc is None else acc)
     return s
 
 
@@ -59,12 +61,7 @@ def test_float32_accumulation_is_sequential_fma() -> None:
     g = torch.Generator().manual_seed(4)
     a, b = torch.randn(300, generator=g), torch.randn(300, generator=g)
     r = dot(a, b, "bf16", accumulate="float32")
-    qa = [Fraction(v) for v in quantize(a.double(), "bf16").tolist()]
-    qb = [Fraction(v) for v in quantize(b.double(), "bf16").tolist()]
-    s = Fraction(0)
-    for x, y in zip(qa, qb, strict=True):
-        s = q_exact(s + x * y, "fp32")
-    assert Fraction(r.value) == s
+    assert Fraction(r.value) == seq_reference(a, b, "bf16", acc="fp32")
 
 
 def test_the_lesson_bf16_dot_product() -> None:
@@ -106,12 +103,10 @@ def test_matmul_in_the_format_matches_dot_products() -> None:
     # one output element, computed both ways
     row, col = a[2], b[:, 1]
     d = dot(row, col, "fp8", accumulate="format")
-    from dtlab.analysis import ops as o
-
     qa, qb = quantize(a.double(), "fp8"), quantize(b.double(), "fp8")
     got = torch.zeros(5, 4, dtype=torch.float64)
     for k in range(33):
-        got = quantize(o.add_round_to_odd(got, qa[:, k, None] * qb[None, k, :]), "fp8")
+        got = quantize(add_round_to_odd(got, qa[:, k, None] * qb[None, k, :]), "fp8")
     assert float(got[2, 1]) == d.value
 
 
@@ -132,6 +127,7 @@ def test_dot_command() -> None:
     from typer.testing import CliRunner
 
     from dtlab.cli.app import app
+    from dtlab.inputs import load_tensor
 
     runner = CliRunner()
     r = runner.invoke(app, ["dot"])
@@ -141,7 +137,7 @@ def test_dot_command() -> None:
     )
     doc = json.loads(r.stdout)
     assert doc["schema"] == "dtlab.dot/1" and len(doc["result"]["results"]) == 2
-    x = __import__("dtlab.inputs", fromlist=["load_tensor"]).load_tensor("uniform:500").tensor
+    x = load_tensor("uniform:500").tensor
     assert doc["result"]["results"][0]["value"] == dot(x, x, "bf16", accumulate="format").value
     r = runner.invoke(app, ["dot", "uniform:5", "--with", "uniform:6"])
     assert r.exit_code == 2 and "differ in length" in r.stderr

@@ -21,6 +21,7 @@ from dtlab.formats import FloatFormat, formats, get_format
 from dtlab.modes import Overflow, Rounding
 from dtlab.scalar import Outcome, decode, encode, ulp
 from dtlab.values import ExactValue, Kind
+from references import float_format
 
 # user specs next to the catalogue: the first four as the test plan names them, then other
 # shapes (all-ones NaN without inf, unsigned with and without zero, a 2-bit exponent)
@@ -53,16 +54,10 @@ SETTINGS = settings(
 # ---- the oracle --------------------------------------------------------------------------
 
 
-def _fmt(name: str) -> FloatFormat:
-    fmt = get_format(name)
-    assert isinstance(fmt, FloatFormat)
-    return fmt
-
-
 @cache
 def _magnitudes(name: str) -> tuple[Fraction, ...]:
     """Every finite magnitude of a narrow format, sorted."""
-    fmt = _fmt(name)
+    fmt = float_format(name)
     assert fmt.bits <= 16
     mags = {v.magnitude for c in range(fmt.code_count) if (v := decode(c, fmt)).is_finite}
     return tuple(sorted(mags))
@@ -75,7 +70,7 @@ def _floor_log2(a: Fraction) -> int:
 
 def _bracket(name: str, a: Fraction) -> tuple[Fraction, Fraction]:
     """The representable magnitudes lo <= a <= hi next to a (lo == hi when a is one)."""
-    fmt = _fmt(name)
+    fmt = float_format(name)
     if not fmt.subnormals:
         mags = _magnitudes(name)
         i = bisect_right(mags, a) - 1
@@ -92,7 +87,9 @@ def _lowest(fmt: FloatFormat) -> Fraction:
     return fmt.min if fmt.signed else fmt.smallest_positive if not fmt.has_zero else Fraction(0)
 
 
-@pytest.mark.parametrize("name", [n for n in FORMATS if _fmt(n).subnormals and _fmt(n).bits <= 8])
+@pytest.mark.parametrize(
+    "name", [n for n in FORMATS if float_format(n).subnormals and float_format(n).bits <= 8]
+)
 def test_spacing_oracle_matches_the_decoded_values(name: str) -> None:
     """The formula oracle brackets every midpoint and value by its decoded neighbours."""
     mags = _magnitudes(name)
@@ -112,7 +109,7 @@ def _exact(x: Fraction) -> ExactValue:
 def in_range(draw: st.DrawFn, name: str) -> Fraction:
     """An exact rational in [lowest, max]: near a representable value (ties included), any
     bounded fraction, or a float64."""
-    fmt = _fmt(name)
+    fmt = float_format(name)
     lo = _lowest(fmt)
     how = draw(st.sampled_from(["near", "near", "fraction", "float"]))
     if how == "near":
@@ -136,7 +133,7 @@ def in_range(draw: st.DrawFn, name: str) -> Fraction:
 @st.composite
 def anything(draw: st.DrawFn, name: str) -> ExactValue:
     """Any value, in range or far beyond it, or ±inf, ±0."""
-    fmt = _fmt(name)
+    fmt = float_format(name)
     how = draw(st.sampled_from(["range", "range", "big", "tiny", "special"]))
     sign = draw(st.sampled_from([1, -1]))
     if how == "range":
@@ -150,7 +147,7 @@ def anything(draw: st.DrawFn, name: str) -> ExactValue:
 
 
 def _value(x: ExactValue, name: str, rounding: Rounding, overflow: Overflow) -> ExactValue:
-    fmt = _fmt(name)
+    fmt = float_format(name)
     return decode(encode(x, fmt, rounding=rounding, overflow=overflow).code, fmt)
 
 
@@ -163,7 +160,7 @@ def _key(v: ExactValue) -> tuple[int, Fraction]:
 
 def _signed_range(name: str) -> st.SearchStrategy[Fraction]:
     """In range, with a random sign where the format is signed."""
-    if not _fmt(name).signed:
+    if not float_format(name).signed:
         return in_range(name)
     mags = in_range(name).map(abs)
     return st.tuples(mags, st.booleans()).map(lambda t: -t[0] if t[1] else t[0])
@@ -178,7 +175,7 @@ def _signed_range(name: str) -> st.SearchStrategy[Fraction]:
 def test_nearest_within_half_an_ulp(name: str, data: st.DataObject) -> None:
     """Nearest modes pick a bracketing value no farther than the other one (so within half
     the spacing); ties go to the even code (up with no mantissa bits), or away from zero."""
-    fmt = _fmt(name)
+    fmt = float_format(name)
     x = data.draw(_signed_range(name))
     lo, hi = _bracket(name, abs(x))
     for mode in (Rounding.NEAREST_EVEN, Rounding.NEAREST_AWAY):
@@ -234,7 +231,7 @@ def test_monotonic(name: str, data: st.DataObject) -> None:
 @given(data=st.data())
 def test_idempotent(name: str, data: st.DataObject) -> None:
     """A decoded code encodes back to itself in every mode; q(q(x)) == q(x)."""
-    fmt = _fmt(name)
+    fmt = float_format(name)
     code = data.draw(st.integers(0, fmt.code_count - 1))
     v = decode(code, fmt)
     x = data.draw(anything(name))
@@ -257,12 +254,12 @@ def _negated(v: ExactValue, fmt: FloatFormat) -> ExactValue:
     return ExactValue(v.kind, not v.negative, v.magnitude)
 
 
-@pytest.mark.parametrize("name", [n for n in FORMATS if _fmt(n).signed])
+@pytest.mark.parametrize("name", [n for n in FORMATS if float_format(n).signed])
 @SETTINGS
 @given(data=st.data())
 def test_symmetric(name: str, data: st.DataObject) -> None:
     """q(-x) == -q(x) for the nearest modes and toward zero; UP(-x) == -DOWN(x)."""
-    fmt = _fmt(name)
+    fmt = float_format(name)
     x = data.draw(anything(name))
     minus_x = ExactValue(x.kind, not x.negative, x.magnitude)
     mirrors = {m: m for m in MODES[:3]} | {Rounding.UP: Rounding.DOWN, Rounding.DOWN: Rounding.UP}
@@ -277,7 +274,7 @@ def test_symmetric(name: str, data: st.DataObject) -> None:
 @given(data=st.data())
 def test_saturation_never_exceeds_max(name: str, data: st.DataObject) -> None:
     """Under saturate every non-NaN input lands on a finite value within [min, max]."""
-    fmt = _fmt(name)
+    fmt = float_format(name)
     x = data.draw(anything(name))
     for mode in MODES:
         enc = encode(x, fmt, rounding=mode, overflow=Overflow.SATURATE)

@@ -22,6 +22,8 @@ from dtlab.formats import NUMPY_NAMES, TORCH_NAMES, FloatFormat, IntFormat, form
 from dtlab.modes import Rounding
 from dtlab.scalar import decode, encode
 from dtlab.values import ExactValue
+from references import GFLOAT_INFO as SHARED_GFLOAT_INFO
+from references import numpy_type
 
 # finfo field -> FloatFormat attribute holding the true value
 FINFO_FIELDS = {
@@ -87,16 +89,9 @@ def _built(name: str, k: int, p: int, bias: int, domain: gfloat.Domain, nz: bool
 
 
 GFLOAT_INFO = {
+    **SHARED_GFLOAT_INFO,  # float16, bfloat16 and the OCP formats
     "float64": _GF.format_info_binary64,
     "float32": _GF.format_info_binary32,
-    "float16": _GF.format_info_binary16,
-    "bfloat16": _GF.format_info_bfloat16,
-    "float8_e5m2": _GF.format_info_ocp_e5m2,
-    "float8_e4m3fn": _GF.format_info_ocp_e4m3,
-    "float6_e2m3fn": _GF.format_info_ocp_e2m3,
-    "float6_e3m2fn": _GF.format_info_ocp_e3m2,
-    "float4_e2m1fn": _GF.format_info_ocp_e2m1,
-    "float8_e8m0fnu": _GF.format_info_ocp_e8m0,
     "tfloat32": _built("tf32", 19, 11, 127, _EXT, True, 2**10 - 1),
     "float8_e4m3fnuz": _built("e4m3fnuz", 8, 4, 8, _FINITE, False, 0),
     "float8_e4m3b11fnuz": _built("e4m3b11fnuz", 8, 4, 11, _FINITE, False, 0),
@@ -251,11 +246,6 @@ def _read(obj_factory, field: str) -> object:
         return Raises(type(err))
 
 
-def _numpy_type(name: str) -> type:
-    module, attr = NUMPY_NAMES[name].split(".")
-    return getattr(np if module == "numpy" else ml_dtypes, attr)
-
-
 def _reported_resolution(true: Fraction, fmt: FloatFormat, library: str) -> Fraction:
     """10**-precision as the reference can hold it: a value of the format itself
     (numpy and ml_dtypes return a scalar of the dtype), a Python float for torch."""
@@ -292,7 +282,7 @@ def _reference(library: str, name: str):
     if library == "torch":
         dtype = getattr(torch, TORCH_NAMES[name])
         return (lambda: torch.finfo(dtype)) if fmt.kind == "float" else (lambda: torch.iinfo(dtype))
-    scalar = _numpy_type(name)
+    scalar = numpy_type(name)
     lib = np if library == "numpy" else ml_dtypes
     return (lambda: lib.finfo(scalar)) if fmt.kind == "float" else (lambda: lib.iinfo(scalar))
 
