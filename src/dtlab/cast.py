@@ -12,8 +12,8 @@ from dtlab.analysis.distribution import Analysis, analyze
 from dtlab.errors import OptionError
 from dtlab.formats import Format
 from dtlab.inputs import Loaded
-from dtlab.kernels import Subnormals, quantize
-from dtlab.modes import Overflow, Rounding
+from dtlab.kernels import quantize
+from dtlab.modes import Overflow, Rounding, Subnormals
 from dtlab.outputs import check_output_path
 
 

@@ -45,6 +45,17 @@ class Overflow(enum.Enum):
         return parse_enum(cls, value, "overflow")
 
 
+class Subnormals(enum.Enum):
+    """Keep the format's subnormal results, or flush them to zero (sign kept where -0 exists)."""
+
+    KEEP = "keep"
+    FLUSH = "flush"
+
+    @classmethod
+    def parse(cls, value: str | Subnormals) -> Subnormals:
+        return parse_enum(cls, value, "subnormals option")
+
+
 E = TypeVar("E", bound=enum.Enum)
 
 

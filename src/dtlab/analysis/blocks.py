@@ -45,7 +45,8 @@ import torch
 from dtlab.analysis.metrics import ErrorMetrics, measure
 from dtlab.errors import FormatSpecError, OptionError, UnknownFormatError
 from dtlab.formats import FloatFormat, Format, get_format
-from dtlab.kernels.api import FLOAT_DTYPES, decode, encode
+from dtlab.kernels.api import decode, encode
+from dtlab.kernels.checks import FLOAT_DTYPES
 from dtlab.modes import Overflow, parse_enum
 
 __all__ = [

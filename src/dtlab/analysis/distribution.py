@@ -10,8 +10,7 @@ import torch
 from dtlab.analysis.elementwise import format_metrics
 from dtlab.analysis.metrics import CHUNK, ErrorMetrics, by_sqnr
 from dtlab.formats import Format, IntFormat
-from dtlab.kernels import Subnormals
-from dtlab.modes import Overflow, Rounding
+from dtlab.modes import Overflow, Rounding, Subnormals
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ import torch
 
 from dtlab.analysis.metrics import ErrorMetrics, Partial, _Sums, measure_partial
 from dtlab.formats import FloatFormat, Format, IntFormat
-from dtlab.kernels import Subnormals, quantize
+from dtlab.kernels import quantize
 from dtlab.kernels.api import as_format, c_module, prepare, seed_for
-from dtlab.modes import Overflow, Rounding
+from dtlab.modes import Overflow, Rounding, Subnormals
 
 
 @dataclass(frozen=True)

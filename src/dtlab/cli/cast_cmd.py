@@ -52,7 +52,7 @@ def cast_cmd(
     """
     from dtlab.cast import cast_tensor
     from dtlab.inputs import load_tensor
-    from dtlab.kernels import Subnormals
+    from dtlab.modes import Subnormals
     from dtlab.render.cast import cast_table
 
     fmts = parse_formats(as_)

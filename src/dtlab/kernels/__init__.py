@@ -2,7 +2,7 @@
 
 from dtlab.kernels.api import code_dtype, decode, encode, has_c_kernel, quantize, to_dtype
 from dtlab.kernels.packing import pack, packed_size, unpack
-from dtlab.kernels.params import Subnormals
+from dtlab.modes import Subnormals
 
 __all__ = [
     "Subnormals",

@@ -15,17 +15,16 @@ import torch
 
 from dtlab.errors import OptionError
 from dtlab.formats import TORCH_NAMES, FloatFormat, Format, IntFormat, NanEncoding, get_format
-from dtlab.kernels.params import ROUNDING_CODE, KernelParams, Subnormals, kernel_params
+from dtlab.kernels.checks import check_float_tensor
+from dtlab.kernels.params import ROUNDING_CODE, KernelParams, kernel_params
 from dtlab.kernels.reference import as_int64, quantize_into
-from dtlab.modes import Overflow, Rounding
+from dtlab.modes import Overflow, Rounding, Subnormals
 
 _c: ModuleType | None
 try:  # built by the package's install step; optional
     from dtlab.kernels import _quantize as _c
 except ImportError:  # pragma: no cover - exercised on machines without a compiler
     _c = None
-
-FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
 def has_c_kernel() -> bool:
@@ -89,9 +88,7 @@ def quantize(
     [0.1015625, 448.0, -3.25]
     """
     prep = prepare(fmt, rounding, overflow, subnormals)
-    if not isinstance(x, torch.Tensor) or x.dtype not in FLOAT_DTYPES:
-        got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
-        raise OptionError(f"quantize needs a float32/float64/float16/bfloat16 tensor, not {got}")
+    check_float_tensor(x, "quantize")
     if out is not None and (out.shape != x.shape or out.dtype != x.dtype or out.device != x.device):
         raise OptionError("out must have x's shape, dtype and device")
     p = prep.params

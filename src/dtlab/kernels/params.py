@@ -7,13 +7,12 @@ an unsigned format and an overflow become.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from functools import lru_cache
 
 from dtlab.errors import OptionError
 from dtlab.formats.descriptor import FloatFormat, Format, IntFormat
-from dtlab.modes import Overflow, Rounding, parse_enum
+from dtlab.modes import Overflow, Rounding, Subnormals
 from dtlab.scalar.codec import check_options, decode, encode
 from dtlab.values import NAN, ExactValue, Kind
 
@@ -25,17 +24,6 @@ ROUNDING_CODE = {
     Rounding.DOWN: 4,
     Rounding.STOCHASTIC: 5,
 }
-
-
-class Subnormals(enum.Enum):
-    """Keep the format's subnormal results, or flush them to zero (sign kept where -0 exists)."""
-
-    KEEP = "keep"
-    FLUSH = "flush"
-
-    @classmethod
-    def parse(cls, value: str | Subnormals) -> Subnormals:
-        return parse_enum(cls, value, "subnormals option")
 
 
 @dataclass(frozen=True)
