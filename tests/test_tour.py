@@ -98,8 +98,7 @@ def test_quantization_chapter_agrees_with_the_quantizers() -> None:
 
 
 def test_minilm_chapter_agrees_with_the_scan_and_the_memory_table() -> None:
-    from dtlab.checkpoint import memory_table, open_checkpoint
-    from dtlab.checkpoint.scan import embedded_model
+    from dtlab.checkpoint import embedded_model, memory_table, open_checkpoint
 
     (chapter,) = run_tour(["minilm"])
     mem, scan = [b for b in chapter.blocks if isinstance(b, TableBlock)]

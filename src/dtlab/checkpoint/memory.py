@@ -42,8 +42,8 @@ from typing import ClassVar
 from dtlab.analysis.blocks import ScaleKind, effective_bits, get_block_format
 from dtlab.analysis.intquant import SCALE_BITS  # an fp32 scale per group / channel / tensor
 from dtlab.analysis.quantspec import BlockSpec, Layout, parse_quantizer
+from dtlab.checkpoint.handle import Checkpoint
 from dtlab.checkpoint.header import DTYPES, TensorEntry
-from dtlab.checkpoint.reader import Checkpoint
 from dtlab.errors import OptionError
 from dtlab.formats.report import describe
 from dtlab.kernels.packing import packed_size

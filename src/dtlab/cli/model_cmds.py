@@ -67,8 +67,7 @@ def memory_cmd(
       dtlab model memory ./my-model --to bf16,fp8,int4:g64,nvfp4
       dtlab model memory model.safetensors --keep "*norm*,*bias" --json
     """
-    from dtlab.checkpoint import DEFAULT_PATTERNS, memory_table, open_checkpoint
-    from dtlab.checkpoint.scan import embedded_model
+    from dtlab.checkpoint import DEFAULT_PATTERNS, embedded_model, memory_table, open_checkpoint
     from dtlab.render.model import EMBEDDED, memory_view
 
     ckpt = open_checkpoint(path or embedded_model(), allow_pickle=allow_pickle)

