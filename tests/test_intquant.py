@@ -16,16 +16,16 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dtlab.analysis.intquant import (
-    Granularity,
-    IntQuantized,
-    ScaleMethod,
-    Symmetry,
-    int_metrics,
-    int_quantize,
-)
+from dtlab.analysis.intquant import IntQuantized, int_metrics, int_quantize
 from dtlab.errors import DtlabError, OptionError, UnknownFormatError
 from dtlab.formats import IntFormat, get_format
+from dtlab.formats.quantizer import (
+    Granularity,
+    Quantizer,
+    ScaleMethod,
+    Symmetry,
+    int_quantizer,
+)
 from dtlab.modes import Rounding
 
 SETTINGS = settings(
@@ -38,7 +38,20 @@ def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def expand(values: torch.Tensor, g: Granularity, shape: tuple[int, ...]) -> torch.Tensor:
+def iq(
+    x: object,
+    fmt: object,
+    *,
+    rounding: object = Rounding.NEAREST_EVEN,
+    generator: torch.Generator | None = None,
+    **options: object,
+) -> IntQuantized:
+    """int_quantize with the quantizer built from keywords by int_quantizer."""
+    q = int_quantizer(fmt, **options)  # type: ignore[arg-type]
+    return int_quantize(x, q, rounding=rounding, generator=generator)  # type: ignore[arg-type]
+
+
+def expand(values: torch.Tensor, g: Quantizer, shape: tuple[int, ...]) -> torch.Tensor:
     """Per-slice values broadcast back to every element, written independently of the module."""
     v = values.double()
     if g.axis is None:
@@ -52,13 +65,9 @@ def expand(values: torch.Tensor, g: Granularity, shape: tuple[int, ...]) -> torc
 
 def per_element(q: IntQuantized) -> tuple[torch.Tensor, torch.Tensor]:
     shape = tuple(q.codes.shape)
-    s = expand(q.scales, q.spec.granularity, shape)
+    s = expand(q.scales, q.spec, shape)
     zp = q.zero_points
-    z = (
-        torch.zeros(shape, dtype=torch.float64)
-        if zp is None
-        else expand(zp, q.spec.granularity, shape)
-    )
+    z = torch.zeros(shape, dtype=torch.float64) if zp is None else expand(zp, q.spec, shape)
     return s, z
 
 
@@ -83,7 +92,7 @@ def f32_up(width: float, levels: int) -> float:
 
 
 def test_symmetric_int8_known_answer() -> None:
-    q = int_quantize(torch.tensor([-1.0, 0.0, 0.5, 1.0]), "int8")
+    q = iq(torch.tensor([-1.0, 0.0, 0.5, 1.0]), "int8")
     assert q.scales.dtype == torch.float32 and q.scales.shape == ()
     assert q.scales.item() == f32(1 / 127)
     # float32(1/127) is just below 1/127, so 0.5 / scale = 63.500001: no tie, and it gives 64
@@ -92,7 +101,7 @@ def test_symmetric_int8_known_answer() -> None:
     assert q.codes.dtype == torch.int8 and q.zero_points is None
     s = q.scales.item()
     assert q.dequantize().tolist() == [f32(-127 * s), 0.0, f32(64 * s), f32(127 * s)]
-    assert q.spec.symmetry is Symmetry.SYMMETRIC and q.spec.granularity.kind == "tensor"
+    assert q.spec.symmetry is Symmetry.SYMMETRIC and q.spec.granularity is Granularity.TENSOR
 
 
 @pytest.mark.parametrize(
@@ -106,20 +115,20 @@ def test_symmetric_int8_known_answer() -> None:
     ],
 )
 def test_real_ties_follow_the_rounding_mode(rounding: Rounding, codes: list[int]) -> None:
-    q = int_quantize(torch.tensor([2.5, 1.5, -0.5, -2.5, 127.0]), "int8", rounding=rounding)
+    q = iq(torch.tensor([2.5, 1.5, -0.5, -2.5, 127.0]), "int8", rounding=rounding)
     assert q.scales.item() == 1.0  # amax 127 over qmax 127: the quotients are the inputs
     assert q.codes.tolist() == codes
 
 
 def test_asymmetric_uint8_known_answers() -> None:
-    q = int_quantize(torch.tensor([0.0, 1.0, 2.0, 3.0]), "uint8", symmetric=False)
+    q = iq(torch.tensor([0.0, 1.0, 2.0, 3.0]), "uint8", symmetric=False)
     assert q.codes.dtype == torch.uint8
     assert q.codes.tolist() == [0, 85, 170, 255] and q.zero_points is not None
     assert q.zero_points.item() == 0
     assert q.scales.item() == f32_up(3, 255)
-    q = int_quantize(torch.tensor([1.0, 2.0, 3.0]), "uint8", symmetric=False)  # widened to 0
+    q = iq(torch.tensor([1.0, 2.0, 3.0]), "uint8", symmetric=False)  # widened to 0
     assert q.codes.tolist() == [85, 170, 255]
-    q = int_quantize(torch.tensor([-1.0, 0.0, 2.0]), "uint8", symmetric=Symmetry.ASYMMETRIC)
+    q = iq(torch.tensor([-1.0, 0.0, 2.0]), "uint8", symmetric=Symmetry.ASYMMETRIC)
     assert q.zero_points is not None and q.zero_points.item() == 85
     assert q.codes.tolist() == [0, 85, 255] and q.dequantize()[1].item() == 0.0
 
@@ -128,7 +137,7 @@ def test_asymmetric_scales_round_up_so_the_range_fits_after_the_zero_point_round
     # found by search: with the nearest float32 scale, 45/64 would land at 15.5000003 steps,
     # beyond the codes' half-step band; the scale rounded up keeps every value within s/2
     x = torch.tensor([-5 / 64, 0.0, 45 / 64])
-    q = int_quantize(x, "uint4", symmetric=False)
+    q = iq(x, "uint4", symmetric=False)
     s = q.scales.item()
     assert s == f32_up(50 / 64, 15) and s != f32(50 / 64 / 15)
     assert q.zero_points is not None and q.zero_points.item() == 1
@@ -140,7 +149,7 @@ def test_asymmetric_scales_round_up_so_the_range_fits_after_the_zero_point_round
 def test_asymmetric_uint8_uses_the_whole_range_and_keeps_zero_exact() -> None:
     x = torch.linspace(-1.0, 3.0, 1001)
     x[250] = 0.0
-    q = int_quantize(x, "uint8", symmetric=False)
+    q = iq(x, "uint8", symmetric=False)
     assert q.zero_points is not None and q.zero_points.item() == 64  # round(255 / 4 = 63.75)
     assert int(q.codes.min()) == 0 and int(q.codes.max()) == 255
     assert q.codes[250].item() == 64 and q.dequantize()[250].item() == 0.0
@@ -149,17 +158,17 @@ def test_asymmetric_uint8_uses_the_whole_range_and_keeps_zero_exact() -> None:
 
 def test_signed_asymmetric_and_symmetric_code_ranges() -> None:
     x = torch.randn(4000, generator=gen(0)) * 3
-    sym = int_quantize(x, "int8", method=ScaleMethod.PERCENTILE, percentile=90)
+    sym = iq(x, "int8", method=ScaleMethod.PERCENTILE, percentile=90)
     assert sym.clipped > 0  # clipping pushes values to the ends, which stay -127..127
     assert int(sym.codes.min()) == -127 and int(sym.codes.max()) == 127
-    asym = int_quantize(x, "int8", symmetric=False, method="percentile", percentile=90)
+    asym = iq(x, "int8", symmetric=False, method="percentile", percentile=90)
     assert int(asym.codes.min()) == -128 and int(asym.codes.max()) == 127
 
 
 def test_percentile_clips_exactly_the_expected_count() -> None:
     mags = torch.arange(101.0)  # percentile 90 of 0..100 is 90 exactly
     x = torch.where(torch.arange(101) % 2 == 0, mags, -mags)
-    q = int_quantize(x, "int8", method=ScaleMethod.PERCENTILE, percentile=90)
+    q = iq(x, "int8", method=ScaleMethod.PERCENTILE, percentile=90)
     assert q.scales.item() == f32(90 / 127)
     assert q.clipped == 10
     report = int_metrics(x, q)
@@ -167,7 +176,7 @@ def test_percentile_clips_exactly_the_expected_count() -> None:
     clipped = (x.double() - q.dequantize().double()).abs() > q.scales.double() / 2
     assert clipped.sum().item() == 10 and bool((mags[clipped] > 90).all())
     # asymmetric: percentiles 10 and 90 of 0..100 are 10 and 90; widened to [0, 90]
-    q = int_quantize(mags, "uint8", symmetric=False, method="percentile", percentile=90)
+    q = iq(mags, "uint8", symmetric=False, method="percentile", percentile=90)
     assert q.clipped == 10 and q.zero_points is not None and q.zero_points.item() == 0
 
 
@@ -175,7 +184,7 @@ def test_percentile_clips_exactly_the_expected_count() -> None:
 def test_percentile_matches_numpy_per_row(symmetric: bool) -> None:
     x = torch.randn(6, 333, generator=gen(1)).exp() - 1.2
     p = 97.5
-    q = int_quantize(x, "int8", symmetric=symmetric, axis=0, method="percentile", percentile=p)
+    q = iq(x, "int8", symmetric=symmetric, axis=0, method="percentile", percentile=p)
     rows = x.double().numpy()
     if symmetric:
         want = np.percentile(np.abs(rows), p, axis=1) / 127
@@ -218,7 +227,7 @@ def test_absmax_round_trip_is_within_half_a_step(case: dict[str, object]) -> Non
     assert isinstance(x, torch.Tensor)
     fmt = get_format(opts.pop("fmt"))
     assert isinstance(fmt, IntFormat)
-    q = int_quantize(x, fmt, **opts)
+    q = iq(x, fmt, **opts)
     assert q.codes.shape == x.shape and q.clipped == 0
     s, z = per_element(q)
     c = q.codes.double()
@@ -238,8 +247,8 @@ def test_mse_search_is_never_worse_than_absmax(case: dict[str, object]) -> None:
     x, opts = case["x"], dict(case["opts"])  # type: ignore[call-overload]
     assert isinstance(x, torch.Tensor)
     fmt = opts.pop("fmt")
-    absmax = int_quantize(x, fmt, **opts)
-    mse = int_quantize(x, fmt, method=ScaleMethod.MSE, **opts)
+    absmax = iq(x, fmt, **opts)
+    mse = iq(x, fmt, method=ScaleMethod.MSE, **opts)
     a, m = sse(x, absmax), sse(x, mse)
     assert m <= a * (1 + REL)
     assert bool((mse.scales <= absmax.scales).all())  # alpha <= 1 only shrinks the range
@@ -253,8 +262,8 @@ def test_mse_search_measures_values_rounded_to_the_input_dtype(
     """Per row, never worse than absmax after the dequantized values are rounded to bf16/fp16
     (a search in float64 alone fails this for hundreds of rows)."""
     x = torch.randn(256, 4, generator=gen(13)).to(dtype)
-    absmax = int_quantize(x, fmt, symmetric=symmetric, axis=0)
-    mse = int_quantize(x, fmt, symmetric=symmetric, axis=0, method="mse")
+    absmax = iq(x, fmt, symmetric=symmetric, axis=0)
+    mse = iq(x, fmt, symmetric=symmetric, axis=0, method="mse")
 
     def row_sse(q: IntQuantized) -> torch.Tensor:
         return ((q.dequantize().double() - x.double()) ** 2).sum(dim=1)
@@ -273,16 +282,16 @@ def student_t(shape: tuple[int, ...], df: int, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_mse_search_is_strictly_better_on_heavy_tails(symmetric: bool) -> None:
     x = student_t((16, 512), df=3, seed=2)
-    absmax = int_quantize(x, "int4", symmetric=symmetric, axis=0)
-    mse = int_quantize(x, "int4", symmetric=symmetric, axis=0, method="mse")
+    absmax = iq(x, "int4", symmetric=symmetric, axis=0)
+    mse = iq(x, "int4", symmetric=symmetric, axis=0, method="mse")
     assert sse(x, mse) < 0.9 * sse(x, absmax)
     assert mse.clipped > 0 and bool((mse.scales < absmax.scales).any())
 
 
 def test_per_channel_beats_per_tensor_when_rows_differ_in_scale() -> None:
     x = torch.randn(8, 256, generator=gen(3)) * 10.0 ** torch.arange(-3, 5.0)[:, None]
-    tensor = int_quantize(x, "int8")
-    channel = int_quantize(x, "int8", axis=0)
+    tensor = iq(x, "int8")
+    channel = iq(x, "int8", axis=0)
     assert channel.scales.shape == (8,)
     assert sse(x, channel) < sse(x, tensor)
     rel_t = int_metrics(x, tensor).metrics.mean_rel_error
@@ -293,8 +302,8 @@ def test_per_channel_beats_per_tensor_when_rows_differ_in_scale() -> None:
 def test_groups_beat_channels_when_rows_hold_outliers() -> None:
     x = torch.randn(8, 512, generator=gen(4))
     x[torch.arange(8), torch.arange(8) * 37] = 200.0  # one outlier per row, in one group
-    channel = int_quantize(x, "int4", axis=0)
-    group = int_quantize(x, "int4", axis=1, group_size=128)
+    channel = iq(x, "int4", axis=0)
+    group = iq(x, "int4", axis=1, group_size=128)
     assert group.scales.shape == (8, 4)
     assert sse(x, group) < sse(x, channel) / 2
 
@@ -339,9 +348,9 @@ def test_scales_match_a_loop_over_slices(
     shape: tuple[int, ...], axis: int | None, group: int | None
 ) -> None:
     x = torch.randn(shape, generator=gen(5)) * torch.rand(shape, generator=gen(6)).exp()
-    q = int_quantize(x, "int8", axis=axis, group_size=group)
+    q = iq(x, "int8", axis=axis, group_size=group)
     norm = None if axis is None else axis % len(shape)
-    assert q.spec.granularity == Granularity(norm, group)
+    assert (q.spec.axis, q.spec.group_size) == (norm, group)
     want = slice_scales(x, norm, group, 127)
     assert q.scales.shape == want.shape and torch.equal(q.scales, want)
     s, _ = per_element(q)
@@ -350,9 +359,9 @@ def test_scales_match_a_loop_over_slices(
 
 def test_group_size_defaults_to_the_last_axis_and_scalars_work() -> None:
     x = torch.randn(4, 10, generator=gen(7))
-    assert torch.equal(int_quantize(x, "int4", group_size=4).scales,
-                       int_quantize(x, "int4", axis=1, group_size=4).scales)  # fmt: skip
-    q = int_quantize(torch.tensor(-3.0), "int4")
+    assert torch.equal(iq(x, "int4", group_size=4).scales,
+                       iq(x, "int4", axis=1, group_size=4).scales)  # fmt: skip
+    q = iq(torch.tensor(-3.0), "int4")
     assert q.codes.item() == -7 and q.dequantize().item() == -3.0
 
 
@@ -367,7 +376,7 @@ def test_codes_use_the_smallest_dtype_that_holds_them(fmt: str, dtype: torch.dty
     assert isinstance(f, IntFormat)
     x = torch.tensor([-1.0, -0.25, 0.0, 0.5, 3.0])  # asymmetric: the zero point is a quarter up
     symmetric = f.signed and f.bits > 8
-    q = int_quantize(x, f, symmetric=symmetric)
+    q = iq(x, f, symmetric=symmetric)
     assert q.codes.dtype == dtype
     assert q.zero_points is None or q.zero_points.dtype == dtype
     c, qmin = q.codes.long(), -f.max if symmetric else f.min
@@ -395,7 +404,7 @@ def test_codes_use_the_smallest_dtype_that_holds_them(fmt: str, dtype: torch.dty
 def test_effective_bits(shape: tuple[int, ...], fmt: str, opts: dict[str, object],
                         bits: Fraction) -> None:  # fmt: skip
     x = torch.randn(shape, generator=gen(8))
-    q = int_quantize(x, fmt, **opts)  # type: ignore[arg-type]
+    q = iq(x, fmt, **opts)  # type: ignore[arg-type]
     assert q.effective_bits == bits and isinstance(q.effective_bits, Fraction)
     assert int_metrics(x, q).effective_bits == bits
 
@@ -406,7 +415,7 @@ def test_effective_bits(shape: tuple[int, ...], fmt: str, opts: dict[str, object
 def test_nan_and_inf_are_reported_not_refused() -> None:
     x = torch.tensor([[1.0, math.nan, -2.0, math.inf], [0.5, 0.25, -math.inf, math.nan]])
     for symmetric in (True, False):
-        q = int_quantize(x, "int8", symmetric=symmetric, axis=0)
+        q = iq(x, "int8", symmetric=symmetric, axis=0)
         d = q.dequantize()
         assert q.nan_mask is not None and torch.equal(d.isnan(), x.isnan())
         assert torch.equal(d[x.isfinite()].isfinite(), torch.ones(4, dtype=torch.bool))
@@ -417,9 +426,9 @@ def test_nan_and_inf_are_reported_not_refused() -> None:
             assert d[1, 2].item() == f32(-127 * q.scales[1].item())
         r = int_metrics(x, q)
         assert r.metrics.input_nan == 2 and r.metrics.input_inf == 2 and r.metrics.overflow == 0
-    all_nan = int_quantize(torch.full((3,), math.nan), "int4", method="mse")
+    all_nan = iq(torch.full((3,), math.nan), "int4", method="mse")
     assert all_nan.scales.item() == 1.0 and bool(all_nan.dequantize().isnan().all())
-    assert int_quantize(torch.ones(3), "int4").nan_mask is None
+    assert iq(torch.ones(3), "int4").nan_mask is None
 
 
 def test_zero_slices_get_scale_one() -> None:
@@ -427,10 +436,10 @@ def test_zero_slices_get_scale_one() -> None:
     x[1] = torch.tensor([0.0, 1.0, -1.0, 0.5])
     for symmetric, fmt in ((True, "int8"), (False, "uint8"), (False, "int8")):
         for method in ScaleMethod:
-            q = int_quantize(x, fmt, symmetric=symmetric, axis=0, method=method)
+            q = iq(x, fmt, symmetric=symmetric, axis=0, method=method)
             assert q.scales[0].item() == 1.0 and q.scales[2].item() == 1.0
             assert torch.equal(q.dequantize()[0], torch.zeros(4))
-    q = int_quantize(x, "uint8", symmetric=False, axis=0)
+    q = iq(x, "uint8", symmetric=False, axis=0)
     # row 1: [-1, 1] over 255 steps, scale rounded up: zero point round(127.49999) = 127
     assert q.zero_points is not None and q.zero_points.tolist() == [0, 127, 0]
 
@@ -438,7 +447,7 @@ def test_zero_slices_get_scale_one() -> None:
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
 def test_dequantize_keeps_the_input_dtype(dtype: torch.dtype) -> None:
     x = (torch.randn(6, 40, generator=gen(9)) * 3).to(dtype)
-    q = int_quantize(x, "int4", group_size=16, method="mse")
+    q = iq(x, "int4", group_size=16, method="mse")
     d = q.dequantize()
     assert d.dtype == dtype
     s, z = per_element(q)
@@ -448,13 +457,13 @@ def test_dequantize_keeps_the_input_dtype(dtype: torch.dtype) -> None:
 
 def test_stochastic_rounding_is_seeded_and_brackets_the_quotient() -> None:
     x = torch.randn(2000, generator=gen(10))
-    a = int_quantize(x, "int4", rounding="stochastic", generator=gen(11))
-    b = int_quantize(x, "int4", rounding=Rounding.STOCHASTIC, generator=gen(11))
+    a = iq(x, "int4", rounding="stochastic", generator=gen(11))
+    b = iq(x, "int4", rounding=Rounding.STOCHASTIC, generator=gen(11))
     assert torch.equal(a.codes, b.codes)
     t = x.double() / a.scales.double()
     c = a.codes.double()
     assert bool(((c >= t.floor()) & (c <= t.ceil())).all())
-    assert not torch.equal(a.codes, int_quantize(x, "int4").codes)
+    assert not torch.equal(a.codes, iq(x, "int4").codes)
 
 
 # ---- bad arguments ------------------------------------------------------------------------
@@ -487,20 +496,20 @@ def test_bad_arguments_raise_one_line_option_errors(
     args: tuple[object, ...], kwargs: dict[str, object], message: str
 ) -> None:
     with pytest.raises(OptionError, match=message) as info:
-        int_quantize(*args, **kwargs)  # type: ignore[arg-type]
+        iq(*args, **kwargs)  # type: ignore[arg-type]
     assert "\n" not in str(info.value)
 
 
 def test_other_bad_inputs() -> None:
     with pytest.raises(UnknownFormatError):
-        int_quantize(torch.ones(3), "int8x")
+        iq(torch.ones(3), "int8x")
     with pytest.raises(DtlabError, match="a group size needs"):
-        Granularity(None, 4)
-    q = int_quantize(torch.ones(3), "int8")
+        Quantizer(IntFormat(8), Granularity.TENSOR, group_size=4)
+    q = iq(torch.ones(3), "int8")
     with pytest.raises(OptionError, match="shape"):
         int_metrics(torch.ones(4), q)
-    assert int_quantize(torch.ones(3), IntFormat(8)).codes.tolist() == [127] * 3
-    assert int_quantize(torch.ones(3), torch.int8).codes.tolist() == [127] * 3
+    assert iq(torch.ones(3), IntFormat(8)).codes.tolist() == [127] * 3
+    assert iq(torch.ones(3), torch.int8).codes.tolist() == [127] * 3
 
 
 def test_the_pure_torch_kernel_path_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -513,8 +522,8 @@ def test_the_pure_torch_kernel_path_gives_the_same_result(monkeypatch: pytest.Mo
         {"axis": 0, "symmetric": False, "method": "percentile", "percentile": 95.0},
         {"rounding": "nearest-away"},
     ]
-    with_c = [int_quantize(x, "int4", **o) for o in opts]  # type: ignore[arg-type]
+    with_c = [iq(x, "int4", **o) for o in opts]  # type: ignore[arg-type]
     monkeypatch.setattr(api, "_c", None)
     for o, a in zip(opts, with_c, strict=True):
-        b = int_quantize(x, "int4", **o)  # type: ignore[arg-type]
+        b = iq(x, "int4", **o)  # type: ignore[arg-type]
         assert torch.equal(a.codes, b.codes) and torch.equal(a.scales, b.scales)

@@ -8,11 +8,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from dtlab.analysis.blocks import block_metrics
+from dtlab.analysis.blockquant import block_metrics
+from dtlab.analysis.comparison import quantize_analysis
 from dtlab.analysis.intquant import int_metrics, int_quantize
-from dtlab.analysis.quantizers import quantize_analysis
 from dtlab.cli.app import app
 from dtlab.errors import DtlabError
+from dtlab.formats.quantizer import int_quantizer
 
 runner = CliRunner()
 W = torch.randn(32, 300, generator=torch.Generator().manual_seed(2)) * 0.05
@@ -23,14 +24,16 @@ def test_specs_map_to_the_quantizers() -> None:
         W, ["int8", "int8:channel", "int4:g128:mse", "uint8", "int8:p99", "mxfp4:rceil", "nf4"]
     )
     rows = {r.spec: r for r in a.rows}
-    direct = int_metrics(W, int_quantize(W, "int4", axis=1, group_size=128, method="mse"))
+    direct = int_metrics(
+        W, int_quantize(W, int_quantizer("int4", axis=1, group_size=128, method="mse"))
+    )
     assert rows["int4:g128:mse"].metrics == direct.metrics
     assert rows["int4:g128:mse"].effective_bits == 4 + Fraction(32 * 3, 300)  # 3 groups per row
     assert rows["int8:channel"].detail.startswith("per channel along axis 0")
     assert rows["int8:channel"].effective_bits == 8 + Fraction(32, 300)
     assert rows["uint8"].detail.split(", ")[1] == "asymmetric"
     assert "percentile 99" in rows["int8:p99"].detail
-    assert rows["mxfp4:rceil"].metrics == block_metrics(W, "mxfp4", scale_rule="rceil").metrics
+    assert rows["mxfp4:rceil"].metrics == block_metrics(W, "mxfp4:rceil").metrics
     assert rows["nf4"].effective_bits == Fraction(9, 2)
     ranked = [r.metrics.sqnr_db for r in a.ranked()]
     assert ranked == sorted(ranked, reverse=True)

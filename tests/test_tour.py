@@ -83,7 +83,7 @@ def test_downcasting_chapter_agrees_with_torch() -> None:
 
 
 def test_quantization_chapter_agrees_with_the_quantizers() -> None:
-    from dtlab.analysis.quantizers import quantize_analysis
+    from dtlab.analysis.comparison import quantize_analysis
 
     (chapter,) = run_tour(["quantization"])
     (table,) = [b for b in chapter.blocks if isinstance(b, TableBlock)]

@@ -1,13 +1,15 @@
 """Downcast and quantization analysis: error metrics, low-precision operations, integer and
 block quantization."""
 
-from dtlab.analysis.blocks import BLOCK_FORMATS, ScaleRule, block_metrics, block_quantize
+from dtlab.analysis.blockquant import block_metrics, block_quantize
+from dtlab.analysis.comparison import quantize_analysis
 from dtlab.analysis.distribution import Analysis, analyze, binade_histogram
 from dtlab.analysis.elementwise import format_metrics
-from dtlab.analysis.intquant import ScaleMethod, int_metrics, int_quantize
+from dtlab.analysis.intquant import int_metrics, int_quantize
 from dtlab.analysis.metrics import ErrorMetrics, measure
 from dtlab.analysis.ops import Accumulate, dot, matmul
-from dtlab.analysis.quantizers import quantize_analysis
+from dtlab.formats.blocks import BLOCK_FORMATS, ScaleRule
+from dtlab.formats.quantizer import ScaleMethod
 
 __all__ = [
     "BLOCK_FORMATS",

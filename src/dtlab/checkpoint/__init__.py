@@ -9,13 +9,11 @@ from dtlab.checkpoint.header import CheckpointError, TensorEntry
 from dtlab.checkpoint.memory import (
     DEFAULT_PATTERNS,
     DEFAULT_TARGETS,
-    Layout,
     MemoryTable,
-    MemoryTarget,
     TargetTotal,
     TensorMemory,
+    describe_target,
     memory_table,
-    parse_target,
 )
 
 if TYPE_CHECKING:
@@ -41,16 +39,14 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "CheckpointKind",
-    "Layout",
     "MemoryTable",
-    "MemoryTarget",
     "TargetTotal",
     "TensorEntry",
     "TensorMemory",
+    "describe_target",
     "embedded_model",
     "iter_chunks",
     "memory_table",
     "open_checkpoint",
-    "parse_target",
     "read_tensor",
 ]

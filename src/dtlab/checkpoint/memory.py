@@ -1,6 +1,6 @@
 """How much memory a checkpoint's weights take in other formats, from its header alone.
 
-A *target* is a quantizer spec of ``dtlab.analysis.quantspec``, ``NAME[:OPTION...]``, the
+A *target* is a quantizer (``dtlab.formats.quantizer``), written ``NAME[:OPTION...]`` in the
 grammar of ``dtlab quantize --as``:
 
 * a dtlab format (``fp32``, ``bf16``, ``fp8``, ``int8``, ``float6_e2m3fn``, ...). Floats are
@@ -10,11 +10,11 @@ grammar of ``dtlab quantize --as``:
   (one fp32 scale per index of dim 0; tensors of rank < 2 get one), ``tensor`` (one fp32
   scale), ``asym`` (a zero point of the format's width per scale; unsigned integers always
   have one), ``sym``.
-* a block format of ``dtlab.analysis.blocks`` (``mxfp4``, ``mxfp8_e4m3``, ``nvfp4``, ``nf4``,
+* a block format of ``dtlab.formats.blocks`` (``mxfp4``, ``mxfp8_e4m3``, ``nvfp4``, ``nf4``,
   ...): blocks along the last dimension, scale bits as ``effective_bits`` counts them, plus
   NVFP4's one fp32 per tensor.
 
-Conventions (``analysis.intquant``, ``analysis.blocks``): int4:g128 symmetric is 4 + 32/128
+Conventions (``analysis.intquant``, ``analysis.blockquant``): int4:g128 symmetric is 4 + 32/128
 bits per value. A row whose length is not a multiple of the group size ends in a shorter group
 with a scale of its own, so a tensor of shape (..., L) has rows x ceil(L / G) scales. A tensor
 stores its codes, its scales and its zero points as three packed arrays, each rounded up to
@@ -27,142 +27,77 @@ keep their *stored* dtype (an fp32 norm stays fp32, not bf16: what a quantizer t
 module leaves). Plain casts to floats of 16 bits or more (fp32, bf16, fp16) convert every
 floating-point tensor, as ``model.to(dtype)`` does. Integer and bool tensors (position ids,
 already-packed codes) keep their stored dtype in every target. Tied tensors count once.
+
+
+>>> parse_quantizer("int4:g128").nbytes((1, 130))  # 65 bytes of codes, 2 fp32 scales
+73
+>>> describe_target(parse_quantizer("int8"))
+'int8: int8, 8 bits per value, one fp32 scale per tensor'
 """
 
 from __future__ import annotations
 
 import fnmatch
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import ClassVar
 
-from dtlab.analysis.blocks import ScaleKind, effective_bits, get_block_format
-from dtlab.analysis.intquant import SCALE_BITS  # an fp32 scale per group / channel / tensor
-from dtlab.analysis.quantspec import BlockSpec, Layout, parse_quantizer
 from dtlab.checkpoint.handle import Checkpoint
 from dtlab.checkpoint.header import DTYPES, TensorEntry
 from dtlab.errors import OptionError
-from dtlab.formats.report import describe
-from dtlab.kernels.packing import packed_size
+from dtlab.formats.blocks import ScaleKind
+from dtlab.formats.quantizer import Granularity, Quantizer, parse_quantizer
 from dtlab.numtext import counted
 
-__all__ = ["DEFAULT_PATTERNS", "DEFAULT_TARGETS", "Layout", "MemoryTable", "MemoryTarget",
-           "TargetTotal", "TensorMemory", "memory_table", "parse_target"]  # fmt: skip
+__all__ = ["DEFAULT_PATTERNS", "DEFAULT_TARGETS", "MemoryTable", "TargetTotal", "TensorMemory",
+           "describe_target", "memory_table"]  # fmt: skip
 
 DEFAULT_TARGETS = ("fp32", "bf16", "fp16", "fp8", "int8", "int4:g128", "nf4", "mxfp4")
 # Globs are matched case-insensitively against the full name; "re:..." is a regex (re.search).
 DEFAULT_PATTERNS = ("*embed*", "*.wte.*", "*.wpe.*", "*norm*", "*bias", "*lm_head*")
 
 
-@dataclass(frozen=True)
-class MemoryTarget:
-    """A storage format with its scaling, as parsed from ``NAME[:OPTION...]``.
-
-    >>> t = parse_target("int4:g128")
-    >>> t.nbytes((4096, 4096)) * 8 / (4096 * 4096)
-    4.25
-    >>> parse_target("int4:g128").nbytes((1, 130))  # 65 bytes of codes, 2 fp32 scales
-    73
-    """
-
-    name: str
-    format_name: str
-    element_bits: int
-    layout: Layout = Layout.NONE
-    group_size: int = 0
-    scale_bits: int = 0
-    zero_point_bits: int = 0
-    tensor_scale_bits: int = 0
-
-    @property
-    def quantizes(self) -> bool:
-        """Whether the keep-in-high-precision policy applies (everything but 16+-bit casts)."""
-        return self.layout is not Layout.NONE or self.element_bits < 16
-
-    def scales(self, shape: tuple[int, ...]) -> int:
-        """How many scales (and zero points) a tensor of this shape needs."""
-        numel = math.prod(shape)
-        if numel == 0 or self.layout is Layout.NONE:
-            return 0
-        if self.layout is Layout.TENSOR or (self.layout is Layout.CHANNEL and len(shape) < 2):
-            return 1
-        if self.layout is Layout.CHANNEL:
-            return shape[0]
-        last = shape[-1] if shape else 1
-        return numel // last * -(-last // self.group_size)
-
-    def nbytes(self, shape: tuple[int, ...]) -> int:
-        numel, n = math.prod(shape), self.scales(shape)
-        if numel == 0:
-            return 0
-        return (
-            packed_size(numel, self.element_bits)
-            + packed_size(n, self.scale_bits)
-            + packed_size(n, self.zero_point_bits)
-            + packed_size(1, self.tensor_scale_bits)
+def describe_target(t: Quantizer) -> str:
+    """One line for the assumptions under the table."""
+    b = t.block
+    if b is not None:
+        extra = " plus one fp32 scale per tensor" if t.tensor_scale_bits else ""
+        scale = {ScaleKind.E8M0: "an E8M0", ScaleKind.UE4M3: "an E4M3",
+                 ScaleKind.ABSMAX_FP32: "an fp32 absmax"}[b.scale]  # fmt: skip
+        nf4 = (
+            "; no double quantization (bitsandbytes' default one costs about 4.127 bits)"
+            if b.name == "nf4"
+            else ""
         )
-
-    def describe(self) -> str:
-        """One line for the assumptions under the table."""
-        if self.layout is Layout.BLOCK:
-            b = get_block_format(self.format_name)
-            extra = " plus one fp32 scale per tensor" if self.tensor_scale_bits else ""
-            scale = {ScaleKind.E8M0: "an E8M0", ScaleKind.UE4M3: "an E4M3",
-                     ScaleKind.ABSMAX_FP32: "an fp32 absmax"}[b.scale]  # fmt: skip
-            nf4 = (
-                "; no double quantization (bitsandbytes' default one costs about 4.127 bits)"
-                if b.name == "nf4"
-                else ""
-            )
-            bits = _show_bits(effective_bits(b))
-            return (
-                f"{self.name}: blocks of {b.block_size} along the last dimension with {scale} "
-                f"scale ({bits} bits per value){extra}{nf4}"
-            )
-        text = f"{self.name}: {self.format_name}, {self.element_bits} bits per value"
-        zp = f" and a {self.zero_point_bits}-bit zero point" if self.zero_point_bits else ""
-        if self.layout is Layout.NONE:
-            return f"{text}, no scale"
-        if self.layout is Layout.TENSOR:
-            return f"{text}, one fp32 scale{zp} per tensor"
-        if self.layout is Layout.CHANNEL:
-            return f"{text}, one fp32 scale{zp} per index of dim 0 (per tensor below rank 2)"
-        per = Fraction(self.scale_bits + self.zero_point_bits, self.group_size)
         return (
-            f"{text}, groups of {self.group_size} along the last dimension with one fp32 "
-            f"scale{zp} each ({_show_bits(self.element_bits + per)} bits per value; a row's "
-            "shorter last group has its own)"
+            f"{t.name}: blocks of {b.block_size} along the last dimension with {scale} "
+            f"scale ({_show_bits(b.effective_bits)} bits per value){extra}{nf4}"
         )
+    text = f"{t.name}: {t.format.name}, {t.stored_bits} bits per value"
+    zp = f" and a {t.zero_point_bits}-bit zero point" if t.zero_point_bits else ""
+    if t.granularity is Granularity.NONE:
+        return f"{text}, no scale"
+    if t.granularity is Granularity.TENSOR:
+        return f"{text}, one fp32 scale{zp} per tensor"
+    if t.granularity is Granularity.CHANNEL:
+        return f"{text}, one fp32 scale{zp} per index of dim 0 (per tensor below rank 2)"
+    per = Fraction(t.scale_bits + t.zero_point_bits, t.group_size or 1)
+    return (
+        f"{text}, groups of {t.group_size} along the last dimension with one fp32 "
+        f"scale{zp} each ({_show_bits(t.stored_bits + per)} bits per value; a row's "
+        "shorter last group has its own)"
+    )
 
 
 def _show_bits(bits: Fraction | int) -> str:
     return str(int(bits)) if Fraction(bits).denominator == 1 else f"{float(bits):g}"
 
 
-def parse_target(text: str) -> MemoryTarget:
-    """A target from a quantizer spec (``dtlab.analysis.quantspec``: the grammar and defaults of
-    ``dtlab quantize --as``; what sets only the clipping range or an MX scale rule changes no
-    byte here).
-
-    >>> parse_target("mxfp4").nbytes((8, 64)) * 8 / 512
-    4.25
-    >>> parse_target("int8").describe()
-    'int8: int8, 8 bits per value, one fp32 scale per tensor'
-    """
-    p = parse_quantizer(text)
-    name = text.strip()
-    if isinstance(p, BlockSpec):
-        b = p.block
-        return MemoryTarget(name, b.name, b.element_bits, Layout.BLOCK, b.block_size,
-                            b.scale_bits, 0, SCALE_BITS if b.tensor_scale else 0)  # fmt: skip
-    bits = int(describe(p.format).packed_bytes_per_value * 8)
-    scaled = p.layout is not Layout.NONE
-    zp = p.format.bits if p.is_int and not p.symmetric and scaled else 0
-    return MemoryTarget(name, p.format.name, bits, p.layout, p.group_size or 0,
-                        SCALE_BITS if scaled else 0, zp)  # fmt: skip
+def quantizes(t: Quantizer) -> bool:
+    """Whether the keep-in-high-precision policy applies (everything but 16+-bit casts)."""
+    return t.scaled or t.stored_bits < 16
 
 
 @dataclass(frozen=True)
@@ -200,7 +135,7 @@ class MemoryTable:
     """Weights memory per target, with the assumptions that produced it."""
 
     source: str
-    targets: tuple[MemoryTarget, ...]
+    targets: tuple[Quantizer, ...]
     params_by_dtype: tuple[tuple[str, int], ...]  # tied tensors once, largest first
     total_params: int
     stored_bytes: int
@@ -221,7 +156,7 @@ def memory_table(
     ``keep_high_precision``: name patterns (globs, case-insensitive; ``re:`` for a regex)
     that quantizing targets leave at their stored dtype; ``keep_1d``: tensors of rank <= 1 too.
     """
-    parsed = tuple(parse_target(t) for t in targets)
+    parsed = tuple(parse_quantizer(t) for t in targets)
     patterns = tuple(keep_high_precision)
     matchers = [_matcher(p) for p in patterns]
     rows: list[TensorMemory] = []
@@ -272,16 +207,16 @@ def _kept(
     return None
 
 
-def _converts(dtype: str, kept: str | None, t: MemoryTarget) -> bool:
+def _converts(dtype: str, kept: str | None, t: Quantizer) -> bool:
     """Whether target t stores a tensor anew; otherwise it keeps its stored bytes."""
-    return DTYPES[dtype].is_float and (kept is None or not t.quantizes)
+    return DTYPES[dtype].is_float and (kept is None or not quantizes(t))
 
 
-def _size(e: TensorEntry, t: MemoryTarget, kept: str | None) -> int:
+def _size(e: TensorEntry, t: Quantizer, kept: str | None) -> int:
     return t.nbytes(e.shape) if _converts(e.dtype, kept, t) else e.nbytes
 
 
-def _total(i: int, t: MemoryTarget, live: list[TensorMemory]) -> TargetTotal:
+def _total(i: int, t: Quantizer, live: list[TensorMemory]) -> TargetTotal:
     kept = [r for r in live if not _converts(r.dtype, r.kept, t)]
     return TargetTotal(
         t.name,
@@ -293,7 +228,7 @@ def _total(i: int, t: MemoryTarget, live: list[TensorMemory]) -> TargetTotal:
 
 def _assumptions(
     ckpt: Checkpoint,
-    targets: tuple[MemoryTarget, ...],
+    targets: tuple[Quantizer, ...],
     patterns: tuple[str, ...],
     keep_1d: bool,
     live: list[TensorMemory],
@@ -325,5 +260,5 @@ def _assumptions(
         out.append("Tied tensors (one storage, several names) count once: "
                    f"{counted(len(ckpt.tied), 'group')}.")  # fmt: skip
     out.append("Codes, scales and zero points of a tensor are each rounded up to whole bytes.")
-    out += [t.describe() for t in targets]
+    out += [describe_target(t) for t in targets]
     return tuple(out)

@@ -45,7 +45,7 @@ def quantize_cmd(
       dtlab quantize model.safetensors:NAME --as int4:g128,int4:g128:mse,nf4
       dtlab quantize student-t:1e6:df=3 --shape 1000x1000 --as int8:channel,mxfp4,mxfp4:rceil
     """
-    from dtlab.analysis.quantizers import quantize_analysis
+    from dtlab.analysis.comparison import quantize_analysis
     from dtlab.inputs import load_tensor, reshape
     from dtlab.modes import Rounding
     from dtlab.render.quant import quant_table

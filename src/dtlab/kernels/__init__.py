@@ -1,7 +1,8 @@
 """Every format on torch tensors: quantize, encode, decode, pack, unpack, to_dtype."""
 
+from dtlab.formats.quantizer import packed_size
 from dtlab.kernels.api import code_dtype, decode, encode, has_c_kernel, quantize, to_dtype
-from dtlab.kernels.packing import pack, packed_size, unpack
+from dtlab.kernels.packing import pack, unpack
 from dtlab.modes import Subnormals
 
 __all__ = [

@@ -14,16 +14,12 @@ from __future__ import annotations
 import torch
 
 from dtlab.errors import OptionError
+from dtlab.formats.quantizer import packed_size
 
 
 def _check(bits: int) -> None:
     if not isinstance(bits, int) or not 1 <= bits <= 8:
         raise OptionError(f"packing is for codes of 1..8 bits, not {bits}")
-
-
-def packed_size(count: int, bits: int) -> int:
-    """Bytes that ``count`` codes of ``bits`` bits take packed."""
-    return (count * bits + 7) // 8
 
 
 def pack(codes: torch.Tensor, bits: int) -> torch.Tensor:

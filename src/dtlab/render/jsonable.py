@@ -27,6 +27,8 @@ def to_data(obj: Any) -> Any:
         return str(obj)
     if isinstance(obj, (IntFormat, FloatFormat)):
         return obj.name
+    if hasattr(obj, "json_form"):  # a record that chooses its JSON fields (Quantizer)
+        return to_data(obj.json_form())
     if isinstance(obj, enum.Enum):
         return obj.value
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
+from dtlab.analysis.comparison import QuantAnalysis
 from dtlab.analysis.distribution import Analysis
 from dtlab.analysis.ops import DotExperiment
-from dtlab.analysis.quantizers import QuantAnalysis
 from dtlab.formats import FloatFormat
 from dtlab.kernels import decode
 from dtlab.outputs import check_plot_path

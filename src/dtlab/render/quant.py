@@ -8,7 +8,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from dtlab.analysis.quantizers import QuantAnalysis
+from dtlab.analysis.comparison import QuantAnalysis
 from dtlab.numtext import approx_float as g
 from dtlab.render.cast import summary_line
 from dtlab.values import exact_decimal

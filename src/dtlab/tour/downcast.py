@@ -90,7 +90,7 @@ def downcasting() -> Chapter:
 def quantization() -> Chapter:
     import torch
 
-    from dtlab.analysis.quantizers import quantize_analysis
+    from dtlab.analysis.comparison import quantize_analysis
     from dtlab.values import exact_decimal as exact
 
     x = torch.rand(N, generator=torch.Generator().manual_seed(SEED))  # the same tensor

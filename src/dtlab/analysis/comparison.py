@@ -1,6 +1,7 @@
-"""Integer and block quantizers named by one short spec, compared on one tensor.
+"""Quantizers compared on one tensor: each integer or block quantizer, named by its spec, is
+applied and measured, and the results ranked.
 
-The specs are those of ``dtlab.analysis.quantspec`` (``int8``, ``int8:channel``,
+The specs are those of ``dtlab.formats.quantizer`` (``int8``, ``int8:channel``,
 ``int4:g128:mse``, ``uint8``, ``mxfp4:rceil``, ``nvfp4``, ``nf4``, ...): the same grammar, and
 the same defaults, as ``dtlab model memory --to``. Channels run along ``channel_axis``,
 groups and blocks along ``group_axis``.
@@ -13,13 +14,14 @@ from fractions import Fraction
 
 import torch
 
-from dtlab.analysis.blocks import BLOCK_FORMATS, block_metrics
+from dtlab.analysis.blockquant import block_metrics
 from dtlab.analysis.distribution import InputSummary, summarize
-from dtlab.analysis.intquant import ScaleMethod, int_metrics, int_quantize
+from dtlab.analysis.intquant import int_metrics, int_quantize
 from dtlab.analysis.metrics import ErrorMetrics, by_sqnr
-from dtlab.analysis.quantspec import BlockSpec, Layout, parse_quantizer
 from dtlab.errors import OptionError
-from dtlab.formats import IntFormat
+from dtlab.formats.blocks import BLOCK_FORMATS
+from dtlab.formats.quantizer import Granularity, Quantizer, ScaleMethod, parse_quantizer
+from dtlab.kernels.checks import normalize_axis
 from dtlab.modes import Rounding
 
 
@@ -70,23 +72,26 @@ def _one(
     x: torch.Tensor, spec: str, channel_axis: int, group_axis: int, rounding: Rounding
 ) -> QuantRow:
     p = parse_quantizer(spec)
-    if isinstance(p, BlockSpec):
-        b = block_metrics(x, p.block, axis=group_axis, scale_rule=p.scale_rule)
-        detail = f"blocks of {p.block.block_size} along axis {group_axis}"
-        if p.block.is_mx:
+    axis = {Granularity.CHANNEL: channel_axis, Granularity.GROUP: group_axis,
+            Granularity.BLOCK: group_axis}.get(p.granularity)  # fmt: skip
+    if axis is not None:
+        p = p.along(normalize_axis(axis, x.dim(), repr(spec)))
+    if p.block is not None:
+        b = block_metrics(x, p)
+        detail = f"blocks of {p.block.block_size} along axis {axis}"
+        if p.scale_rule is not None:
             detail += f", scale rule {p.scale_rule.value}"
         return QuantRow(spec, "block", detail, b.effective_bits, b.metrics)
-    if not isinstance(p.format, IntFormat):
+    if not p.is_int:
         raise OptionError(
             f"{spec!r}: quantize takes integer formats (int8, int4:g128, ...) or block formats "
             f"({', '.join(BLOCK_FORMATS)}); for {p.format.name} use dtlab cast"
         )
-    axis = {Layout.CHANNEL: channel_axis, Layout.GROUP: group_axis}.get(p.layout)
-    if axis is not None:
-        axis = _check_axis(axis, x.dim(), spec)
-    q = int_quantize(x, p.format, symmetric=p.symmetric, axis=axis, group_size=p.group_size,
-                     method=p.method, percentile=p.percentile, rounding=rounding)  # fmt: skip
-    r = int_metrics(x, q)
+    r = int_metrics(x, int_quantize(x, p, rounding=rounding))
+    return QuantRow(spec, "int", _int_detail(p, axis), r.effective_bits, r.metrics)
+
+
+def _int_detail(p: Quantizer, axis: int | None) -> str:
     if axis is None:
         where = "per tensor"
     elif p.group_size is None:
@@ -94,13 +99,7 @@ def _one(
     else:
         where = f"groups of {p.group_size} along axis {axis}"
     how = "symmetric" if p.symmetric else "asymmetric"
-    scale = p.method.value
-    if p.method is ScaleMethod.PERCENTILE:
+    scale = p.clipping.value
+    if p.clipping is ScaleMethod.PERCENTILE:
         scale = f"percentile {p.percentile:g}"
-    return QuantRow(spec, "int", f"{where}, {how}, {scale}", r.effective_bits, r.metrics)
-
-
-def _check_axis(axis: int, ndim: int, spec: str) -> int:
-    if not -ndim <= axis < ndim:
-        raise OptionError(f"{spec!r}: axis {axis} is out of range for a {ndim}-d tensor")
-    return axis % ndim
+    return f"{where}, {how}, {scale}"
