@@ -20,6 +20,7 @@ CASES = {
     "python -c 'import dtlab'": [sys.executable, "-c", "import dtlab"],
     "dtlab formats": [str(BIN / "dtlab"), "formats"],
     "dtlab show 0.1 --as bf16": [str(BIN / "dtlab"), "show", "0.1", "--as", "bf16"],
+    "dtlab model memory (embedded MiniLM, header only)": [str(BIN / "dtlab"), "model", "memory"],
     "python -c 'import torch' (reference)": [sys.executable, "-c", "import torch"],
     "python -c 'import ml_dtypes' (reference)": [sys.executable, "-c", "import ml_dtypes"],
 }
@@ -39,11 +40,13 @@ def main() -> None:
     floor = results["python -c pass (interpreter floor)"]
     torch_t = results["python -c 'import torch' (reference)"]
     print(f"start-up, median of {RUNS} fresh processes")
-    print(f"{'command':45} {'ms':>8} {'vs import torch':>16}")
+    print(f"{'command':52} {'ms':>8} {'vs import torch':>16}")
     for name, t in results.items():
-        print(f"{name:45} {t * 1000:8.1f} {t / torch_t:15.2f}x")
+        print(f"{name:52} {t * 1000:8.1f} {t / torch_t:15.2f}x")
     above = (results["dtlab formats"] - floor) * 1000
     print(f"dtlab formats above the interpreter floor: {above:.1f} ms")
+    memory = results["dtlab model memory (embedded MiniLM, header only)"] - results["dtlab formats"]
+    print(f"dtlab model memory above dtlab formats: {memory * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def memory_cmd(
       dtlab model memory model.safetensors --keep "*norm*,*bias" --json
     """
     from dtlab.checkpoint import DEFAULT_PATTERNS, embedded_model, memory_table, open_checkpoint
-    from dtlab.render.model import EMBEDDED, memory_view
+    from dtlab.render.memory import EMBEDDED, memory_view
 
     ckpt = open_checkpoint(path or embedded_model(), allow_pickle=allow_pickle)
     patterns = split_list(keep) if keep else list(DEFAULT_PATTERNS)
@@ -114,7 +114,8 @@ def scan_cmd(
       dtlab model scan --plot-tensor encoder.layer.0.output.dense.weight --plot w.png
     """
     from dtlab.checkpoint.scan import failures, parse_fail_rules
-    from dtlab.render.model import EMBEDDED, scan_csv, scan_markdown, scan_view
+    from dtlab.render.memory import EMBEDDED
+    from dtlab.render.model import scan_csv, scan_markdown, scan_view
 
     fmts = parse_formats(to)
     # bad options fail before the scan, not after it
