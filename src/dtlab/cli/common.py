@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console, RenderableType
 
-from dtlab.errors import DtlabError
+from dtlab.errors import DtlabError, OptionAdvice
 from dtlab.formats import Format, get_format
 from dtlab.render.jsonable import dumps
 
@@ -43,9 +43,22 @@ def guarded(fn: F) -> F:
         except DtlabError as exc:
             if STATE["debug"]:
                 raise
-            raise fail(_one_line(str(exc))) from None
+            raise fail(_one_line(message(exc))) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def message(exc: DtlabError) -> str:
+    """What the CLI says for a library error: where the library names a keyword option
+    (``allow_pickle=True``), the flag that sets it (``--allow-pickle``)."""
+    if isinstance(exc, OptionAdvice):
+        return exc.naming(flag(exc.option))
+    return str(exc)
+
+
+def flag(option: str) -> str:
+    """The flag of a keyword option, as typer spells it: ``allow_pickle`` -> ``--allow-pickle``."""
+    return "--" + option.replace("_", "-")
 
 
 def _one_line(text: str) -> str:
@@ -73,3 +86,6 @@ def emit_json(schema: str, payload: Any) -> None:
 
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead (schema: docs/json.md).")
+PICKLE_OPTION = typer.Option(
+    False, "--allow-pickle", help="Load .bin/.pt pickles (with torch weights_only=True only)."
+)
