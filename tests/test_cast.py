@@ -58,7 +58,9 @@ def test_files_of_every_kind(tmp_path: Path) -> None:
     torch.save({"w": x}, tmp_path / "w.pt")
     assert torch.equal(load_tensor(str(tmp_path / "x.npy")).tensor, x)
     assert torch.equal(load_tensor(f"{tmp_path}/m.safetensors:b").tensor, x * 2)
-    assert torch.equal(load_tensor(f"{tmp_path}/w.pt").tensor, x)
+    assert torch.equal(load_tensor(f"{tmp_path}/w.pt", allow_pickle=True).tensor, x)
+    with pytest.raises(DtlabError, match="refusing to unpickle"):
+        load_tensor(f"{tmp_path}/w.pt")
     with pytest.raises(DtlabError, match="holds 2 tensors; name one"):
         load_tensor(f"{tmp_path}/m.safetensors")
     with pytest.raises(DtlabError, match=r"no tensor named 'a'; similar: a\.weight"):

@@ -180,8 +180,9 @@ def test_mutated_files_fail_cleanly(fuzz_dir: Path, data: st.DataObject) -> None
 def test_refusal_is_a_dtlab_error_with_advice(tmp_path: Path) -> None:
     path = tmp_path / "w.pt"
     torch.save({"w": torch.ones(3)}, path)
-    with pytest.raises(DtlabError, match=r"allow_pickle=True \(--allow-pickle\)"):
+    with pytest.raises(DtlabError, match=r"pass allow_pickle=True to load it") as caught:
         open_checkpoint(path)
+    assert "--" not in str(caught.value)  # the library names its keyword, not a CLI flag
 
 
 # ---- round trips ----------------------------------------------------------------------------

@@ -26,6 +26,40 @@ class OptionError(DtlabError, ValueError):
     """An option that does not apply to the format (e.g. overflow=wrap on a float)."""
 
 
+class OptionAdvice(DtlabError):
+    """An error whose one-line message names a keyword option of the call, as in "pass
+    allow_pickle=True". ``str()`` names it as the library spells it; ``naming(flag)`` gives
+    the same message with a front end's spelling instead (the CLI's ``--allow-pickle``), so
+    the library says nothing of flags and the CLI need not parse messages.
+
+    >>> e = OptionAdvice("pass ", "allow_pickle", " to read it", value="True")
+    >>> str(e), e.naming("--allow-pickle")
+    ('pass allow_pickle=True to read it', 'pass --allow-pickle to read it')
+    """
+
+    def __init__(self, before: str, option: str, after: str = "", *, value: str = "") -> None:
+        self.before, self.option, self.after = before, option, after
+        spelled = f"{option}={value}" if value else option
+        super().__init__(f"{before}{spelled}{after}")
+
+    def naming(self, flag: str) -> str:
+        return f"{self.before}{flag}{self.after}"
+
+    def __reduce__(self) -> tuple[object, ...]:  # crosses process pools (the scan's workers)
+        return (_restore, (type(self), str(self), dict(self.__dict__)))
+
+
+def _restore(cls: type[OptionAdvice], message: str, state: dict[str, object]) -> OptionAdvice:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
+class OptionValueError(OptionAdvice, OptionError):
+    """An option's value that cannot be read; the message names the option."""
+
+
 def first_line(exc: BaseException, limit: int = 200) -> str:
     r"""What a foreign exception says, fit for one line of dtlab's own message.
 

@@ -1,21 +1,44 @@
-"""Tensors from where users keep them: .npy, a tensor of a .safetensors file, a .pt file
-(weights only), or a seeded generated distribution. Bad input is a DtlabError, never a
-traceback, a pickle executed, or an allocation the user did not ask for.
+"""Tensors from where users keep them: a ``.npy`` file, one tensor of a checkpoint, or a
+seeded generated distribution. Bad input is a DtlabError, never a traceback, a pickle
+executed, or an allocation the user did not ask for.
+
+Checkpoints are read through ``dtlab.checkpoint``, with its strict header checks:
+
+* ``FILE.safetensors[:NAME]``;
+* ``DIR[:NAME]``, a model folder (``model.safetensors``, also in ``DIR/model``) or a folder of
+  shards with ``model.safetensors.index.json``;
+* ``INDEX.json[:NAME]``, an index of shards (``*.safetensors.index.json``);
+* ``FILE.pt[:NAME]`` (also ``.pth``, ``.bin``, ``.ckpt``): pickles, refused unless the caller
+  passes ``allow_pickle=True``, and then read with ``torch.load(weights_only=True)``.
+
+F4 and F6 tensors come back as their float32 values. With no NAME, a checkpoint that holds one
+tensor gives that tensor; one holding several is an error that lists some names.
+
+Where NAME starts. Tensor names hold dots and may hold colons, and so may a POSIX path. If the
+whole text names an existing file or folder, it is the path and there is no NAME. Otherwise
+the path is the longest part before a ``:`` that names an existing file or folder (the last
+``:`` is tried first), and everything after that ``:``, colons included, is NAME. So
+``dir:1/m.safetensors:a:b`` is tensor ``a:b`` of ``dir:1/m.safetensors``.
 
 Generated specs: ``DIST:N[:key=value...]``, for example ``normal:1e6``,
 ``normal:4096:std=10``, ``uniform:1e6:low=-1:high=1``, ``laplace:1e6:scale=2``,
-``student-t:1e6:df=3``. N may be written 1e6 or 2^20.
+``student-t:1e6:df=3``. N may be written 1e6 or 2^20. They are recognised by their first
+word, before any file of that name.
 """
 
 from __future__ import annotations
 
-import re
+import difflib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from dtlab.errors import DtlabError, ParseError, first_line
+from dtlab.checkpoint import CheckpointError, open_checkpoint, read_tensor
+from dtlab.checkpoint.files import PICKLE_SUFFIXES
+from dtlab.checkpoint.header import show
+from dtlab.errors import DtlabError, OptionAdvice, ParseError, first_line
 from dtlab.values import parse_value
 
 MAX_GENERATED = 1 << 30  # 4 GiB of float32: beyond that, ask for a file
@@ -25,21 +48,27 @@ _DISTS = {
     "laplace": {"loc": 0.0, "scale": 1.0},
     "student-t": {"df": 3.0, "scale": 1.0},
 }
+_CHECKPOINT_SUFFIXES = (".safetensors", ".json", *PICKLE_SUFFIXES)
+_SHOWN_NAMES = 5  # names listed in "holds N tensors" and "similar:"
 
 
 class InputError(DtlabError):
     """A tensor source that cannot be read."""
 
 
+class InputAdvice(OptionAdvice, InputError):
+    """An InputError whose message names a keyword option (``allow_pickle``)."""
+
+
 @dataclass(frozen=True)
 class Loaded:
     source: str  # what the user wrote
-    name: str  # tensor name (file stem, tensor key, or the distribution)
+    name: str  # tensor name (file stem, tensor name, or the distribution)
     tensor: torch.Tensor
 
 
-def load_tensor(spec: str, *, seed: int = 0) -> Loaded:
-    """Load or generate one tensor (CPU, floating point).
+def load_tensor(spec: str, *, seed: int = 0, allow_pickle: bool = False) -> Loaded:
+    """Load or generate one tensor (CPU, floating point); see the module for the forms.
 
     >>> load_tensor("normal:8:std=10", seed=1).tensor.shape
     torch.Size([8])
@@ -47,27 +76,79 @@ def load_tensor(spec: str, *, seed: int = 0) -> Loaded:
     text = spec.strip()
     head = text.split(":", 1)[0].lower()
     if head in _DISTS:
-        return Loaded(text, text, generate(text, seed=seed))
-    path, key = _split_key(text)
-    suffix = path.suffix.lower()
+        return Loaded(source=text, name=text, tensor=generate(text, seed=seed))
+    path, name = split_source(text)
     if not path.exists():
-        raise InputError(f"{path}: no such file (or write a distribution such as normal:1e6)")
-    if suffix == ".npy":
-        return Loaded(text, path.stem, _float(_load_npy(path), text))
-    if suffix == ".safetensors":
-        name, tensor = _load_safetensors(path, key)
-        return Loaded(text, name, _float(tensor, text))
-    if suffix in (".pt", ".pth", ".bin"):
-        name, tensor = _load_pt(path, key)
-        return Loaded(text, name, _float(tensor, text))
-    raise InputError(f"{path}: unknown kind of file; use .npy, .safetensors[:name], .pt[:key]")
+        raise InputError(f"{show(path)}: no such file (or write a distribution such as normal:1e6)")
+    if path.is_file() and path.suffix.lower() == ".npy":
+        if name is not None:
+            raise InputError(f"{show(path)}: a .npy file holds one array; drop :{name}")
+        return Loaded(source=text, name=path.stem, tensor=_float(_load_npy(path), text))
+    if path.is_file() and not path.name.lower().endswith(_CHECKPOINT_SUFFIXES):
+        raise InputAdvice(
+            f"{show(path)}: unknown kind of file; use .npy, .safetensors[:NAME], a model "
+            "folder[:NAME], *.safetensors.index.json[:NAME], or with ",
+            "allow_pickle",
+            " .pt/.pth/.bin/.ckpt[:NAME]",
+        )
+    chosen, tensor = _load_checkpoint(path, name, allow_pickle=allow_pickle)
+    return Loaded(source=text, name=chosen, tensor=_float(tensor, text))
 
 
-def _split_key(text: str) -> tuple[Path, str | None]:
-    m = re.fullmatch(r"(.+?\.(?:safetensors|pt|pth|bin|npy))(?::(.+))?", text, flags=re.I)
-    if not m:
+def split_source(text: str) -> tuple[Path, str | None]:
+    """The path and the tensor NAME of ``PATH[:NAME]`` (the rule is in the module docstring).
+
+    >>> split_source("no/such/file:w")
+    (PosixPath('no/such/file:w'), None)
+    """
+    if os.path.exists(text):
         return Path(text), None
-    return Path(m.group(1)), m.group(2)
+    cut = len(text)
+    while (cut := text.rfind(":", 0, cut)) > 0:
+        if os.path.exists(text[:cut]):
+            return Path(text[:cut]), text[cut + 1 :]
+    return Path(text), None
+
+
+def _load_checkpoint(
+    path: Path, name: str | None, *, allow_pickle: bool
+) -> tuple[str, torch.Tensor]:
+    try:
+        ckpt = open_checkpoint(path, allow_pickle=allow_pickle)
+    except CheckpointError as exc:
+        raise _unreadable(path, exc) from None
+    chosen = _pick(path, name, ckpt.names)
+    return chosen, read_tensor(ckpt, chosen)
+
+
+def _unreadable(path: Path, exc: CheckpointError) -> CheckpointError:
+    """A corrupt .safetensors file, in the words users of ``dtlab cast`` know."""
+    prefix = f"{show(path)}: "
+    text = str(exc)
+    if not (path.is_file() and path.suffix.lower() == ".safetensors" and text.startswith(prefix)):
+        return exc
+    return CheckpointError(f"{prefix}not a readable safetensors file ({text[len(prefix) :]})")
+
+
+def _pick(path: Path, key: str | None, names: tuple[str, ...]) -> str:
+    if key is not None:
+        if key not in names:
+            raise InputError(f"{show(path)}: no tensor named {key!r}{_similar(key, names)}")
+        return key
+    if len(names) == 1:
+        return names[0]
+    shown = ", ".join(names[:_SHOWN_NAMES]) + (", ..." if len(names) > _SHOWN_NAMES else "")
+    raise InputError(
+        f"{show(path)}: holds {len(names)} tensors; name one as {path.name or path}:NAME ({shown})"
+    )
+
+
+def _similar(key: str, names: tuple[str, ...]) -> str:
+    """Names that hold ``key`` (any case), then names difflib finds close, at most five."""
+    holding = [n for n in names if key.lower() in n.lower()]
+    close = difflib.get_close_matches(key, names, n=_SHOWN_NAMES)
+    found = list(dict.fromkeys(holding + close))[:_SHOWN_NAMES]
+    return f"; similar: {', '.join(found)}" if found else ""
 
 
 def generate(spec: str, *, seed: int = 0) -> torch.Tensor:
@@ -129,51 +210,6 @@ def _load_npy(path: Path) -> torch.Tensor:
     if arr.dtype.kind != "f":
         raise InputError(f"{path}: holds {arr.dtype}, not floating point values")
     return torch.from_numpy(np.array(arr))
-
-
-def _load_safetensors(path: Path, key: str | None) -> tuple[str, torch.Tensor]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            names = list(f.keys())
-            name = _pick(path, key, names)
-            return name, f.get_tensor(name)
-    except InputError:
-        raise
-    except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise InputError(f"{path}: not a readable safetensors file ({first_line(exc)})") from None
-
-
-def _load_pt(path: Path, key: str | None) -> tuple[str, torch.Tensor]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # weights_only refuses pickled code; corrupt files raise too
-        raise InputError(
-            f"{path}: not loadable with weights_only=True ({first_line(exc)})"
-        ) from None
-    if isinstance(obj, torch.Tensor):
-        if key:
-            raise InputError(f"{path}: holds a single tensor; drop :{key}")
-        return path.stem, obj
-    if isinstance(obj, dict):
-        tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-        name = _pick(path, key, list(tensors))
-        return name, tensors[name]
-    raise InputError(f"{path}: holds a {type(obj).__name__}, not a tensor or a dict of tensors")
-
-
-def _pick(path: Path, key: str | None, names: list[str]) -> str:
-    if key is not None:
-        if key not in names:
-            close = [n for n in names if key.lower() in n.lower()][:5]
-            hint = f"; similar: {', '.join(close)}" if close else ""
-            raise InputError(f"{path}: no tensor named {key!r}{hint}")
-        return key
-    if len(names) == 1:
-        return names[0]
-    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-    raise InputError(f"{path}: holds {len(names)} tensors; name one as {path.name}:NAME ({shown})")
 
 
 def reshape(t: torch.Tensor, shape: str) -> torch.Tensor:

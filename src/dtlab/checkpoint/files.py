@@ -19,6 +19,7 @@ from typing import Any
 
 from dtlab.checkpoint.header import (
     MAX_HEADER_BYTES,
+    CheckpointAdvice,
     CheckpointError,
     Header,
     parse_json,
@@ -68,9 +69,11 @@ def find_source(path: Path) -> Source:
         return Source(CheckpointKind.SHARDED, path)
     if name.endswith(PICKLE_SUFFIXES):
         return Source(CheckpointKind.PICKLE, path)
-    raise CheckpointError(
+    raise CheckpointAdvice(
         f"{show(path)}: not a checkpoint dtlab reads (.safetensors, *.safetensors.index.json, "
-        "a model folder, or with allow_pickle .bin/.pt/.pth/.ckpt)"
+        "a model folder, or with ",
+        "allow_pickle",
+        " .bin/.pt/.pth/.ckpt)",
     )
 
 

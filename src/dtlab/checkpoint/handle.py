@@ -13,18 +13,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dtlab.checkpoint.files import CheckpointKind, find_source, read_index
-from dtlab.checkpoint.header import CheckpointError, Header, TensorEntry, read_header, show
+from dtlab.checkpoint.header import (
+    CheckpointAdvice,
+    CheckpointError,
+    Header,
+    TensorEntry,
+    read_header,
+    show,
+)
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["REFUSAL", "Checkpoint", "open_checkpoint"]
+__all__ = ["REFUSAL", "Checkpoint", "PickleRefused", "open_checkpoint", "refuse_pickle"]
 
 REFUSAL = (
     "refusing to unpickle: a pickle can run arbitrary code when loaded. Convert it to "
-    "safetensors, or pass allow_pickle=True (--allow-pickle) to load it with "
-    "torch.load(weights_only=True)"
+    "safetensors, or pass allow_pickle=True to load it with torch.load(weights_only=True)"
 )
+
+
+class PickleRefused(CheckpointAdvice):
+    """A pickle not opened because the caller did not pass ``allow_pickle=True``; nothing of
+    the file was unpickled. ``option`` is ``"allow_pickle"``: a front end names its own flag."""
+
+
+def refuse_pickle(file: Path) -> PickleRefused:
+    """The refusal for ``file``: its message is ``f"{file}: {REFUSAL}"``."""
+    before, after = REFUSAL.split("allow_pickle=True")
+    return PickleRefused(f"{show(file)}: {before}", "allow_pickle", after, value="True")
 
 
 @dataclass(frozen=True)
@@ -96,15 +113,25 @@ def open_checkpoint(path: str | os.PathLike[str], *, allow_pickle: bool = False)
     src = find_source(given)
     if src.kind is CheckpointKind.PICKLE:
         if not allow_pickle:
-            raise CheckpointError(f"{show(src.file)}: {REFUSAL}")
+            raise refuse_pickle(src.file)
         from dtlab.checkpoint.pickled import load_pickle  # torch, only for a pickle
 
         entries, tied, loaded = load_pickle(src.file)
-        return Checkpoint(given, src.kind, src.file, entries, tied, (), loaded)
+        return Checkpoint(
+            path=given,
+            kind=src.kind,
+            source=src.file,
+            tensors=entries,
+            tied=tied,
+            headers=(),
+            loaded=loaded,
+        )
     if src.kind is CheckpointKind.SHARDED:
         headers = read_index(src.file)
     else:
         headers = (read_header(src.file),)
     entries = tuple(e for h in headers for e in h.tensors)
     tied = tuple(g for h in headers for g in h.tied)
-    return Checkpoint(given, src.kind, src.file, entries, tied, headers)
+    return Checkpoint(
+        path=given, kind=src.kind, source=src.file, tensors=entries, tied=tied, headers=headers
+    )

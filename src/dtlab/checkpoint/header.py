@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dtlab.errors import DtlabError, first_line
+from dtlab.errors import DtlabError, OptionAdvice, first_line
 from dtlab.formats import SAFETENSORS_NAMES, get_format
 from dtlab.formats.report import describe
 
@@ -40,6 +40,10 @@ _NO_FORMAT_BITS = {"BOOL": 8, "C64": 64}  # no dtlab format: a byte of 0/1, two 
 
 class CheckpointError(DtlabError):
     """A checkpoint file or folder that dtlab refuses to read; the message names the file."""
+
+
+class CheckpointAdvice(OptionAdvice, CheckpointError):
+    """A CheckpointError whose message names a keyword option (``allow_pickle``)."""
 
 
 def show(path: Path | str) -> str:
@@ -236,7 +240,14 @@ def _check(path: Path, n: int, size: int, obj: dict[str, Any]) -> Header:
             f"{where}: the last {data_bytes - end} bytes of the data area are no tensor's"
         )
     entries = tuple(e for _, e in spans)
-    return Header(path, n, size, metadata, entries, tuple(tuple(t) for t in tied))
+    return Header(
+        file=path,
+        header_bytes=n,
+        file_bytes=size,
+        metadata=metadata,
+        tensors=entries,
+        tied=tuple(tuple(t) for t in tied),
+    )
 
 
 def _metadata(where: str, meta: Any) -> tuple[tuple[str, str], ...]:
@@ -274,7 +285,14 @@ def _entry(
     ) or not (0 <= offsets[0] <= offsets[1]):
         raise CheckpointError(f"{label} has data_offsets {offsets!r}, not [begin, end], begin<=end")
     span = (offsets[0], offsets[1])
-    entry = TensorEntry(name, dtype, tuple(shape), path, span, data_start)
+    entry = TensorEntry(
+        name=name,
+        dtype=dtype,
+        shape=tuple(shape),
+        file=path,
+        data_offsets=span,
+        data_start=data_start,
+    )
     bits = entry.numel * entry.bits
     if bits % 8:
         raise CheckpointError(f"{label}: {entry.numel} values of {dtype} do not fill whole bytes")

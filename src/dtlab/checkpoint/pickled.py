@@ -3,18 +3,22 @@
 Unpickling runs whatever callables the file names, so a pickle is refused unless the caller
 passes ``allow_pickle=True``; even then it goes through ``torch.load(weights_only=True,
 mmap=True)``, whose unpickler admits tensors, containers and plain values only, and maps the
-storages instead of reading them.
+storages instead of reading them. A file in torch's legacy (pre-zip) format cannot be mapped,
+so it is read into memory by the same restricted unpickler.
+
+When that unpickler refuses a file, the message says so in one line and gives torch's reason
+(an unsupported global, an opcode), never torch's advice to turn ``weights_only`` off.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from dtlab.checkpoint.header import DTYPES, CheckpointError, TensorEntry, show
-from dtlab.errors import first_line
 from dtlab.formats import TORCH_NAMES
 
 
@@ -39,10 +43,11 @@ def load_pickle(
     """Entries, tied groups and the (memory-mapped) tensors of a torch.save file."""
     where = show(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        obj = _load(path)
     except Exception as exc:  # UnpicklingError, RuntimeError (not a zip file), OSError, ...
         raise CheckpointError(
-            f"{where}: torch.load(weights_only=True, mmap=True) refused it ({_reason(exc)})"
+            f"{where}: could not be loaded safely: torch.load(weights_only=True) refused it "
+            f"({_reason(exc)})"
         ) from None
     tensors: dict[str, torch.Tensor] = {}
     _flatten(obj, "", tensors)
@@ -52,12 +57,34 @@ def load_pickle(
     return entries, _tied(tensors), tensors
 
 
+def _load(path: Path) -> object:
+    with warnings.catch_warnings():
+        # torch warns, on stderr, of pickle protocols it did not write; the load is no less
+        # restricted, and a one-line error must stay one line
+        warnings.simplefilter("ignore")
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap can only be used" not in str(exc):
+                raise
+        return torch.load(path, map_location="cpu", weights_only=True)  # legacy format
+
+
+# the parts of torch's weights_only message that advise loading the file unrestricted
+_ADVICE = ("Weights only load failed", "weights_only", "Please", "Check the documentation")
+
+
 def _reason(exc: Exception) -> str:
+    """Why torch refused: the line after "WeightsUnpickler error:", without torch's advice."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    for line in lines:  # torch's weights_only message: the useful line says "... error: ..."
+    for i, line in enumerate(lines):
         if "error:" in line:
-            return line.split("error:", 1)[1].split(". Please")[0].strip()[:200]
-    return first_line(exc)
+            rest = line.split("error:", 1)[1].strip() or " ".join(lines[i + 1 : i + 2])
+            reason = rest.split(". Please")[0].strip()
+            if reason:
+                return reason[:200]
+    plain = [ln for ln in lines if not ln.startswith(_ADVICE)]
+    return plain[0][:200] if plain else type(exc).__name__
 
 
 def _flatten(obj: object, prefix: str, out: dict[str, torch.Tensor]) -> None:
@@ -76,7 +103,9 @@ def _entry(path: Path, name: str, t: torch.Tensor) -> TensorEntry:
     shape = tuple(t.shape)
     if st == "F4":  # float4_e2m1fn_x2 holds pairs; safetensors counts values
         shape = (*shape[:-1], 2 * shape[-1]) if shape else (2,)
-    return TensorEntry(name, st, shape, path, None, None)
+    return TensorEntry(
+        name=name, dtype=st, shape=shape, file=path, data_offsets=None, data_start=None
+    )
 
 
 def _tied(tensors: dict[str, torch.Tensor]) -> tuple[tuple[str, ...], ...]:

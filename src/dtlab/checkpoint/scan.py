@@ -25,7 +25,7 @@ from dtlab.checkpoint.files import embedded_model
 from dtlab.checkpoint.handle import Checkpoint, open_checkpoint
 from dtlab.checkpoint.header import DTYPES
 from dtlab.checkpoint.reader import iter_chunks
-from dtlab.errors import OptionError
+from dtlab.errors import OptionError, OptionValueError
 from dtlab.formats import Format, get_format
 
 DEFAULT_FORMATS = ("fp16", "bf16", "fp8")
@@ -256,9 +256,9 @@ def parse_fail_rules(rules: list[str]) -> FailRules:
             try:
                 floor = float(r[5:])
             except ValueError:
-                raise OptionError(f"--fail-on {rule!r}: write sqnr<20 (dB)") from None
+                raise OptionValueError("", "fail_on", f" {rule!r}: write sqnr<20 (dB)") from None
         else:
-            raise OptionError(f"--fail-on {rule!r}: choose overflow, nan or sqnr<DB")
+            raise OptionValueError("", "fail_on", f" {rule!r}: choose overflow, nan or sqnr<DB")
     return FailRules(wanted_over, wanted_nan, floor)
 
 

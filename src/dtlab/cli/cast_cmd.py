@@ -6,7 +6,15 @@ from pathlib import Path
 
 import typer
 
-from dtlab.cli.common import JSON_OPTION, emit, emit_json, guarded, parse_formats
+from dtlab.cli.common import (
+    JSON_OPTION,
+    PICKLE_OPTION,
+    SOURCE_HELP,
+    emit,
+    emit_json,
+    guarded,
+    parse_formats,
+)
 from dtlab.cli.value_cmds import OVERFLOW_HELP, ROUNDING_HELP
 from dtlab.modes import Overflow, Rounding
 from dtlab.outputs import check_plot_path
@@ -14,11 +22,7 @@ from dtlab.outputs import check_plot_path
 
 @guarded
 def cast_cmd(
-    source: str = typer.Argument(
-        ...,
-        help="x.npy, model.safetensors:NAME, weights.pt[:KEY] (weights_only), or normal:1e6, "
-        "uniform:1e6:low=-1:high=1, laplace:1e6, student-t:1e6:df=3.",
-    ),
+    source: str = typer.Argument(..., help=SOURCE_HELP),
     as_: str = typer.Option("bf16,fp16,fp8", "--as", help="Formats, comma-separated."),
     rounding: str = typer.Option(
         "nearest-even", "--rounding", "-r", help=ROUNDING_HELP + " Also stochastic."
@@ -37,6 +41,7 @@ def cast_cmd(
     plot: Path = typer.Option(
         None, "--plot", help="Also draw the histogram against each format and the SQNR to a .png."
     ),
+    allow_pickle: bool = PICKLE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Round every value of a tensor into each format and measure what it costs: SQNR, absolute
@@ -48,6 +53,7 @@ def cast_cmd(
       dtlab cast normal:1e6 --as bf16,fp16,fp8,fp4 --plot cast.png
       dtlab cast weights.npy --as fp8 --overflow saturate -o weights_fp8.npy
       dtlab cast model.safetensors:encoder.layer.0.attention.self.query.weight --as e5m2
+      dtlab cast ./sharded-model:lm_head.weight --as fp8,nvfp4
       dtlab cast student-t:1e6:df=2 --as fp8 --rounding stochastic --seed 3
     """
     from dtlab.cast import cast_tensor
@@ -60,7 +66,7 @@ def cast_cmd(
         check_plot_path(plot)
     mode = Rounding.parse(rounding)
     policy = Overflow.parse(overflow) if overflow else None
-    loaded = load_tensor(source, seed=seed)
+    loaded = load_tensor(source, seed=seed, allow_pickle=allow_pickle)
     flush = Subnormals.parse(subnormals)
     report = cast_tensor(
         loaded, fmts, rounding=mode, overflow=policy, subnormals=flush, seed=seed, output=output

@@ -10,8 +10,9 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console, RenderableType
+from rich.markup import escape
 
-from dtlab.errors import DtlabError
+from dtlab.errors import DtlabError, OptionAdvice
 from dtlab.formats import Format, get_format
 from dtlab.render.jsonable import dumps
 
@@ -29,7 +30,9 @@ NUMBER_ARGS = {"ignore_unknown_options": True}
 
 
 def fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    # the message is data: tensor names and paths hold ':x:' (an emoji) or '[b]' (markup)
+    text = f"[bold red]error:[/] {escape(message)}"
+    err_console.print(text, markup=True, emoji=False, highlight=False)
     return typer.Exit(2)
 
 
@@ -43,9 +46,22 @@ def guarded(fn: F) -> F:
         except DtlabError as exc:
             if STATE["debug"]:
                 raise
-            raise fail(_one_line(str(exc))) from None
+            raise fail(_one_line(message(exc))) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def message(exc: DtlabError) -> str:
+    """What the CLI says for a library error: where the library names a keyword option
+    (``allow_pickle=True``), the flag that sets it (``--allow-pickle``)."""
+    if isinstance(exc, OptionAdvice):
+        return exc.naming(flag(exc.option))
+    return str(exc)
+
+
+def flag(option: str) -> str:
+    """The flag of a keyword option, as typer spells it: ``allow_pickle`` -> ``--allow-pickle``."""
+    return "--" + option.replace("_", "-")
 
 
 def _one_line(text: str) -> str:
@@ -73,3 +89,12 @@ def emit_json(schema: str, payload: Any) -> None:
 
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead (schema: docs/json.md).")
+SOURCE_HELP = (
+    "x.npy; FILE.safetensors[:NAME]; DIR[:NAME] (a model folder, or shards with "
+    "model.safetensors.index.json); INDEX.json[:NAME]; weights.pt[:NAME] (with --allow-pickle); "
+    "or normal:1e6, uniform:1e6:low=-1:high=1, laplace:1e6, student-t:1e6:df=3. NAME follows "
+    "the last ':' before which an existing file or folder is named; it may hold dots and colons."
+)
+PICKLE_OPTION = typer.Option(
+    False, "--allow-pickle", help="Load .bin/.pt pickles (with torch weights_only=True only)."
+)

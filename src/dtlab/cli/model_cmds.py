@@ -10,6 +10,7 @@ import typer
 
 from dtlab.cli.common import (
     JSON_OPTION,
+    PICKLE_OPTION,
     console,
     emit,
     emit_json,
@@ -34,9 +35,6 @@ model_app = typer.Typer(
 
 PATH_ARG = typer.Argument(
     None, help="A .safetensors file, a folder of shards with an index, or a model folder."
-)
-PICKLE_OPTION = typer.Option(
-    False, "--allow-pickle", help="Load .bin/.pt pickles (with torch weights_only=True only)."
 )
 
 

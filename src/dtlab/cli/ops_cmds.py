@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from dtlab.cli.common import JSON_OPTION, emit, emit_json, guarded, parse_formats, split_list
+from dtlab.cli.common import (
+    JSON_OPTION,
+    PICKLE_OPTION,
+    SOURCE_HELP,
+    emit,
+    emit_json,
+    guarded,
+    parse_formats,
+    split_list,
+)
 from dtlab.cli.value_cmds import OVERFLOW_HELP, ROUNDING_HELP
 from dtlab.modes import Overflow, Rounding
 from dtlab.outputs import check_plot_path
@@ -14,9 +23,9 @@ from dtlab.outputs import check_plot_path
 
 @guarded
 def dot_cmd(
-    source: str = typer.Argument("uniform:1000", help="Vector a (any tensor source; flattened)."),
+    source: str = typer.Argument("uniform:1000", help="Vector a, flattened: " + SOURCE_HELP),
     with_: str = typer.Option(
-        None, "--with", help="Vector b; default: a itself, as in the lesson."
+        None, "--with", help="Vector b, from the same kinds of source; default: a itself."
     ),
     as_: str = typer.Option("fp32,bf16,fp16,fp8", "--as", help="Formats, comma-separated."),
     accumulate: str = typer.Option(
@@ -30,6 +39,7 @@ def dot_cmd(
     overflow: str = typer.Option(None, "--overflow", help=OVERFLOW_HELP),
     seed: int = typer.Option(0, "--seed", help="Seed for generated vectors."),
     plot: Path = typer.Option(None, "--plot", help="Also draw the relative errors to a .png."),
+    allow_pickle: bool = PICKLE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Dot product of vectors rounded to each format, against float64: the lesson's
@@ -48,13 +58,20 @@ def dot_cmd(
 
     if plot is not None:
         check_plot_path(plot)
-    a = load_tensor(source, seed=seed)
-    b = load_tensor(with_, seed=seed + 1) if with_ else a
+    a = load_tensor(source, seed=seed, allow_pickle=allow_pickle)
+    b = load_tensor(with_, seed=seed + 1, allow_pickle=allow_pickle) if with_ else a
     accs = [Accumulate.parse(t) for t in split_list(accumulate)]
     policy = Overflow.parse(overflow) if overflow else None
     label = source if not with_ else f"{source} · {with_}"
-    result = dot_experiment(label, a.tensor, b.tensor, parse_formats(as_), accs,
-                            rounding=Rounding.parse(rounding), overflow=policy)  # fmt: skip
+    result = dot_experiment(
+        label,
+        a.tensor,
+        b.tensor,
+        parse_formats(as_),
+        accs,
+        rounding=Rounding.parse(rounding),
+        overflow=policy,
+    )
     if plot is not None:
         from dtlab.render.plots import dot_plot
 

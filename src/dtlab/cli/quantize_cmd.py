@@ -6,15 +6,21 @@ from pathlib import Path
 
 import typer
 
-from dtlab.cli.common import JSON_OPTION, emit, emit_json, guarded, split_list
+from dtlab.cli.common import (
+    JSON_OPTION,
+    PICKLE_OPTION,
+    SOURCE_HELP,
+    emit,
+    emit_json,
+    guarded,
+    split_list,
+)
 from dtlab.outputs import check_plot_path
 
 
 @guarded
 def quantize_cmd(
-    source: str = typer.Argument(
-        ..., help="x.npy, model.safetensors:NAME, weights.pt[:KEY], or normal:1e6, student-t:..."
-    ),
+    source: str = typer.Argument(..., help=SOURCE_HELP),
     as_: str = typer.Option(
         "int8,int8:channel,int4:g128,mxfp4,nvfp4,nf4",
         "--as",
@@ -33,6 +39,7 @@ def quantize_cmd(
     plot: Path = typer.Option(
         None, "--plot", help="Also draw SQNR against bits per value to a .png."
     ),
+    allow_pickle: bool = PICKLE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Quantize a tensor with integer scales (per tensor, channel or group) and with block
@@ -43,6 +50,7 @@ def quantize_cmd(
     Examples:
       dtlab quantize normal:1e6 --shape 1000x1000
       dtlab quantize model.safetensors:NAME --as int4:g128,int4:g128:mse,nf4
+      dtlab quantize ./my-model:model.layers.0.mlp.down_proj.weight --as nvfp4
       dtlab quantize student-t:1e6:df=3 --shape 1000x1000 --as int8:channel,mxfp4,mxfp4:rceil
     """
     from dtlab.analysis.comparison import quantize_analysis
@@ -52,11 +60,16 @@ def quantize_cmd(
 
     if plot is not None:
         check_plot_path(plot)
-    loaded = load_tensor(source, seed=seed)
+    loaded = load_tensor(source, seed=seed, allow_pickle=allow_pickle)
     x = reshape(loaded.tensor, shape) if shape else loaded.tensor
     specs = split_list(as_)
-    result = quantize_analysis(x, specs, channel_axis=channel_axis, group_axis=group_axis,
-                               rounding=Rounding.parse(rounding))  # fmt: skip
+    result = quantize_analysis(
+        x,
+        specs,
+        channel_axis=channel_axis,
+        group_axis=group_axis,
+        rounding=Rounding.parse(rounding),
+    )
     if plot is not None:
         from dtlab.render.plots import quant_plot
 
