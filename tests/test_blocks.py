@@ -34,7 +34,7 @@ from dtlab.formats.blocks import (
     effective_bits,
     get_block_format,
 )
-from dtlab.formats.quantizer import block_quantizer
+from dtlab.formats.quantizer_spec import block_quantizer
 
 MX = ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4", "mxint8"]
 MX_FLOAT = MX[:-1]

@@ -22,7 +22,8 @@ from dtlab.checkpoint import (
 from dtlab.checkpoint.memory import quantizes
 from dtlab.errors import DtlabError, OptionError, UnknownFormatError
 from dtlab.formats.blocks import effective_bits
-from dtlab.formats.quantizer import Granularity, parse_quantizer
+from dtlab.formats.quantizer import Granularity
+from dtlab.formats.quantizer_spec import parse_quantizer
 from dtlab.render.jsonable import dumps
 from hostile import entry, write_st
 

@@ -19,13 +19,8 @@ from hypothesis import strategies as st
 from dtlab.analysis.intquant import IntQuantized, int_metrics, int_quantize
 from dtlab.errors import DtlabError, OptionError, UnknownFormatError
 from dtlab.formats import IntFormat, get_format
-from dtlab.formats.quantizer import (
-    Granularity,
-    Quantizer,
-    ScaleMethod,
-    Symmetry,
-    int_quantizer,
-)
+from dtlab.formats.quantizer import Granularity, Quantizer, ScaleMethod, Symmetry
+from dtlab.formats.quantizer_spec import int_quantizer
 from dtlab.modes import Rounding
 
 SETTINGS = settings(

@@ -13,7 +13,7 @@ from dtlab.analysis.comparison import quantize_analysis
 from dtlab.analysis.intquant import int_metrics, int_quantize
 from dtlab.cli.app import app
 from dtlab.errors import DtlabError
-from dtlab.formats.quantizer import int_quantizer
+from dtlab.formats.quantizer_spec import int_quantizer
 
 runner = CliRunner()
 W = torch.randn(32, 300, generator=torch.Generator().manual_seed(2)) * 0.05

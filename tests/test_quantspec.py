@@ -6,7 +6,8 @@ import torch
 from dtlab.analysis.comparison import quantize_analysis
 from dtlab.errors import DtlabError, OptionError
 from dtlab.formats.blocks import ScaleRule
-from dtlab.formats.quantizer import Granularity, ScaleMethod, parse_quantizer
+from dtlab.formats.quantizer import Granularity, ScaleMethod
+from dtlab.formats.quantizer_spec import parse_quantizer
 
 
 @pytest.mark.parametrize(

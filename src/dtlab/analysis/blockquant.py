@@ -3,7 +3,7 @@
 Each run of ``block_size`` elements along ``axis`` shares a scale; an element is a code of a
 narrow format (or an index into a value table) and decodes as element value x block scale
 (x a per-tensor scale for NVFP4). The formats are descriptors of ``dtlab.formats.blocks``;
-facts and sources are in docs/formats.md ("Block formats").
+facts and sources are in docs/formats.md §3-5 and its list of pitfalls.
 Where the references disagree, dtlab chooses:
 
 * A tail shorter than a block is zero-padded along the axis (zeros never raise an amax);
@@ -47,7 +47,8 @@ from dtlab.analysis.metrics import ErrorMetrics, measure
 from dtlab.errors import OptionError
 from dtlab.formats.blocks import BlockFormat, ScaleKind, ScaleRule, get_block_format
 from dtlab.formats.descriptor import Format
-from dtlab.formats.quantizer import Quantizer, block_quantizer, parse_quantizer
+from dtlab.formats.quantizer import Quantizer
+from dtlab.formats.quantizer_spec import block_quantizer, parse_quantizer
 from dtlab.kernels.api import decode, encode
 from dtlab.kernels.checks import check_float_tensor, normalize_axis
 from dtlab.modes import Overflow
@@ -208,7 +209,7 @@ def _values(f: BlockFormat, device: torch.device, dtype: torch.dtype) -> torch.T
 
 
 def _scale_exponent(amax: torch.Tensor, f: BlockFormat, rule: ScaleRule) -> torch.Tensor:
-    """log2 X as int64 in [-127, 127], from a finite float64 amax >= 0 (docs/formats.md)."""
+    """log2 X as int64 in [-127, 127], from a finite float64 amax >= 0 (docs/formats.md §3)."""
     mant, exp = torch.frexp(amax)  # amax = mant * 2^exp, mant in [0.5, 1)
     exp = exp.long()
     if rule is ScaleRule.RCEIL:  # amax/elem_max = (mant/m) 2^(exp-e), mant/m in (1/2, 2)

@@ -20,7 +20,8 @@ from dtlab.analysis.intquant import int_metrics, int_quantize
 from dtlab.analysis.metrics import ErrorMetrics, by_sqnr
 from dtlab.errors import OptionError
 from dtlab.formats.blocks import BLOCK_FORMATS
-from dtlab.formats.quantizer import Granularity, Quantizer, ScaleMethod, parse_quantizer
+from dtlab.formats.quantizer import Granularity, Quantizer, ScaleMethod
+from dtlab.formats.quantizer_spec import parse_quantizer
 from dtlab.kernels.checks import normalize_axis
 from dtlab.modes import Rounding
 

@@ -46,14 +46,8 @@ from dtlab.analysis.groups import from_groups, to_groups
 from dtlab.analysis.metrics import ErrorMetrics, measure
 from dtlab.errors import OptionError
 from dtlab.formats import IntFormat
-from dtlab.formats.quantizer import (
-    SCALE_BITS,
-    Quantizer,
-    ScaleMethod,
-    Symmetry,
-    int_quantizer,
-    parse_quantizer,
-)
+from dtlab.formats.quantizer import SCALE_BITS, Quantizer, ScaleMethod, Symmetry
+from dtlab.formats.quantizer_spec import int_quantizer, parse_quantizer
 from dtlab.kernels import quantize
 from dtlab.kernels.checks import check_float_tensor
 from dtlab.modes import Rounding

@@ -48,7 +48,8 @@ from dtlab.checkpoint.handle import Checkpoint
 from dtlab.checkpoint.header import DTYPES, TensorEntry
 from dtlab.errors import OptionError
 from dtlab.formats.blocks import ScaleKind
-from dtlab.formats.quantizer import Granularity, Quantizer, parse_quantizer
+from dtlab.formats.quantizer import Granularity, Quantizer
+from dtlab.formats.quantizer_spec import parse_quantizer
 from dtlab.numtext import counted
 
 __all__ = ["DEFAULT_PATTERNS", "DEFAULT_TARGETS", "MemoryTable", "TargetTotal", "TensorMemory",

@@ -13,7 +13,7 @@ later, from a memory map, one tensor or one chunk at a time:
 Sub-byte order. safetensors' F4 is torch's ``float4_e2m1fn_x2`` byte for byte:
 ``safe_open(...).get_tensor`` of an F4 entry of shape ``[..., 2n]`` returns a
 ``float4_e2m1fn_x2`` tensor of shape ``[..., n]`` over the same bytes, and torch stores element
-0 in the low nibble (``torch/headeronly/util/Float4_e2m1fn_x2.h``; FORMATS.md section 7). The
+0 in the low nibble (``torch/headeronly/util/Float4_e2m1fn_x2.h``; docs/formats.md §7). The
 safetensors documentation itself states no nibble order. It states no order for F6 either
 (its ``Dtype`` enum only gives 6 bits and cites the OCP MX spec, which defines no byte
 layout): dtlab reads F6 as one little-endian bit stream, element i in bits [6i, 6i+6), four

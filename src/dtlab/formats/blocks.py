@@ -38,8 +38,8 @@ _SCALE_FORMATS = {ScaleKind.E8M0: "float8_e8m0fnu", ScaleKind.UE4M3: "float8_e4m
 
 
 class ScaleRule(enum.Enum):
-    """How an MX block's power-of-two scale X follows from its amax (docs/formats.md, "MX
-    scale rules"). Computed exactly from amax's exponent and mantissa, never a float log2.
+    """How an MX block's power-of-two scale X follows from its amax (docs/formats.md §3).
+    Computed exactly from amax's exponent and mantissa, never through a float log2.
 
     * ``FLOOR``: X = 2^(floor(log2 amax) - emax_elem). OCP MX v1.0 §6.3; Rouhani et al.,
       arXiv:2310.10537, Alg. 1; torchao's default, microxcaling, gfloat. A block max whose
@@ -159,7 +159,7 @@ class BlockFormat:
         return self.element_bits - 2
 
 
-# bitsandbytes functional.get_4bit_type("nf4"): exact float32 values (docs/formats.md, "NF4")
+# bitsandbytes functional.get_4bit_type("nf4"): exact float32 values (docs/formats.md §5)
 NF4_TABLE: tuple[float, ...] = (
     -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
     -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
