@@ -46,6 +46,7 @@ from typing import ClassVar
 
 from dtlab.checkpoint.handle import Checkpoint
 from dtlab.checkpoint.header import DTYPES, TensorEntry
+from dtlab.defaults import MEMORY_TARGETS
 from dtlab.errors import OptionError
 from dtlab.formats.blocks import ScaleKind
 from dtlab.formats.quantizer import Granularity, Quantizer
@@ -55,7 +56,7 @@ from dtlab.numtext import counted
 __all__ = ["DEFAULT_PATTERNS", "DEFAULT_TARGETS", "MemoryTable", "TargetTotal", "TensorMemory",
            "describe_target", "memory_table"]  # fmt: skip
 
-DEFAULT_TARGETS = ("fp32", "bf16", "fp16", "fp8", "int8", "int4:g128", "nf4", "mxfp4")
+DEFAULT_TARGETS = MEMORY_TARGETS
 # Globs are matched case-insensitively against the full name; "re:..." is a regex (re.search).
 DEFAULT_PATTERNS = ("*embed*", "*.wte.*", "*.wpe.*", "*norm*", "*bias", "*lm_head*")
 

@@ -25,12 +25,13 @@ from dtlab.checkpoint.files import embedded_model
 from dtlab.checkpoint.handle import Checkpoint, open_checkpoint
 from dtlab.checkpoint.header import DTYPES
 from dtlab.checkpoint.reader import iter_chunks
+from dtlab.defaults import SCAN_BUDGET_BYTES, SCAN_FORMATS, SCAN_SQNR_DB
 from dtlab.errors import OptionError, OptionValueError
 from dtlab.formats import Format, get_format
 
-DEFAULT_FORMATS = ("fp16", "bf16", "fp8")
-DEFAULT_SQNR_DB = 20.0  # below this, a tensor "loses too much" in a format
-DEFAULT_BUDGET = 512 << 20  # bytes a scan may hold above its baseline, per worker
+DEFAULT_FORMATS = SCAN_FORMATS
+DEFAULT_SQNR_DB = SCAN_SQNR_DB  # below this, a tensor "loses too much" in a format
+DEFAULT_BUDGET = SCAN_BUDGET_BYTES  # bytes a scan may hold above its baseline, per worker
 
 
 class Status(enum.Enum):

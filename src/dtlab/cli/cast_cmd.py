@@ -16,19 +16,22 @@ from dtlab.cli.common import (
     parse_formats,
 )
 from dtlab.cli.value_cmds import OVERFLOW_HELP, ROUNDING_HELP
-from dtlab.modes import Overflow, Rounding
+from dtlab.defaults import CAST_FORMATS, joined
+from dtlab.modes import Overflow, Rounding, Subnormals
 from dtlab.outputs import check_plot_path
 
 
 @guarded
 def cast_cmd(
     source: str = typer.Argument(..., help=SOURCE_HELP),
-    as_: str = typer.Option("bf16,fp16,fp8", "--as", help="Formats, comma-separated."),
+    as_: str = typer.Option(joined(CAST_FORMATS), "--as", help="Formats, comma-separated."),
     rounding: str = typer.Option(
-        "nearest-even", "--rounding", "-r", help=ROUNDING_HELP + " Also stochastic."
+        Rounding.NEAREST_EVEN.value, "--rounding", "-r", help=ROUNDING_HELP + " Also stochastic."
     ),
     overflow: str = typer.Option(None, "--overflow", help=OVERFLOW_HELP),
-    subnormals: str = typer.Option("keep", "--subnormals", help="keep, or flush them to zero."),
+    subnormals: str = typer.Option(
+        Subnormals.KEEP.value, "--subnormals", help="keep, or flush them to zero."
+    ),
     seed: int = typer.Option(
         0, "--seed", help="Seed for generated inputs and stochastic rounding."
     ),

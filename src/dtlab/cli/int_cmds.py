@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from dtlab.cli.common import JSON_OPTION, NUMBER_ARGS, emit, emit_json, guarded
+from dtlab.defaults import INT_FORMAT
 from dtlab.formats import get_format
 from dtlab.render.terminal import int_op_block
 from dtlab.scalar import IntOp, int_op
@@ -22,7 +23,7 @@ def _register(op: IntOp) -> None:
         a: str = typer.Argument(..., help="First operand (an integer in range)."),
         b: str = typer.Argument(..., help="Second operand."),
         as_: str = typer.Option(
-            "int8", "--as", help="Integer format: int8, uint8, int4, int12, ..."
+            INT_FORMAT, "--as", help="Integer format: int8, uint8, int4, int12, ..."
         ),
         as_json: bool = JSON_OPTION,
     ) -> None:

@@ -20,6 +20,7 @@ from dtlab.cli.common import (
     parse_formats,
     split_list,
 )
+from dtlab.defaults import MEMORY_TARGETS, SCAN_BUDGET_BYTES, SCAN_FORMATS, SCAN_SQNR_DB, joined
 from dtlab.outputs import check_plot_path
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ PATH_ARG = typer.Argument(
 def memory_cmd(
     path: str = PATH_ARG,
     targets: str = typer.Option(
-        "fp32,bf16,fp16,fp8,int8,int4:g128,nf4,mxfp4",
+        joined(MEMORY_TARGETS),
         "--to",
         help="Targets, comma-separated, in the grammar of dtlab quantize --as: a format (floats "
         "are plain casts; intN has one fp32 scale per tensor) with :channel, :gN, :asym, or a "
@@ -81,15 +82,19 @@ def memory_cmd(
 @guarded
 def scan_cmd(
     path: str = PATH_ARG,
-    to: str = typer.Option("fp16,bf16,fp8", "--to", help="Target formats, comma-separated."),
-    sqnr: float = typer.Option(20.0, "--sqnr", help="Below this SQNR (dB) a cast is 'lossy'."),
+    to: str = typer.Option(joined(SCAN_FORMATS), "--to", help="Target formats, comma-separated."),
+    sqnr: float = typer.Option(
+        SCAN_SQNR_DB, "--sqnr", help="Below this SQNR (dB) a cast is 'lossy'."
+    ),
     fail_on: str = typer.Option(
         None,
         "--fail-on",
         help="Exit with status 1 on: overflow, nan, sqnr<DB (comma-separated); 2 is bad input.",
     ),
     workers: int = typer.Option(1, "--workers", help="Scan tensors in N processes."),
-    budget: int = typer.Option(512, "--memory-budget", help="MiB a worker may hold (chunking)."),
+    budget: int = typer.Option(
+        SCAN_BUDGET_BYTES >> 20, "--memory-budget", help="MiB a worker may hold (chunking)."
+    ),
     show_all: bool = typer.Option(False, "--all", help="List every tensor, safe ones too."),
     csv_out: Path = typer.Option(None, "--csv", help="Write one row per tensor and format."),
     md_out: Path = typer.Option(None, "--markdown", help="Write a Markdown report."),

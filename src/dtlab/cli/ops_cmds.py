@@ -17,25 +17,28 @@ from dtlab.cli.common import (
     split_list,
 )
 from dtlab.cli.value_cmds import OVERFLOW_HELP, ROUNDING_HELP
+from dtlab.defaults import DOT_ACCUMULATE, DOT_FORMATS, DOT_SOURCE, joined
 from dtlab.modes import Overflow, Rounding
 from dtlab.outputs import check_plot_path
 
 
 @guarded
 def dot_cmd(
-    source: str = typer.Argument("uniform:1000", help="Vector a, flattened: " + SOURCE_HELP),
+    source: str = typer.Argument(DOT_SOURCE, help="Vector a, flattened: " + SOURCE_HELP),
     with_: str = typer.Option(
         None, "--with", help="Vector b, from the same kinds of source; default: a itself."
     ),
-    as_: str = typer.Option("fp32,bf16,fp16,fp8", "--as", help="Formats, comma-separated."),
+    as_: str = typer.Option(joined(DOT_FORMATS), "--as", help="Formats, comma-separated."),
     accumulate: str = typer.Option(
-        "float32",
+        joined(DOT_ACCUMULATE),
         "--accumulate",
         "-a",
         help="Comma-separated: float64, float32 (sequential FMA), format (each partial sum "
         "rounded into the format), pairwise (a tree of sums in the format).",
     ),
-    rounding: str = typer.Option("nearest-even", "--rounding", "-r", help=ROUNDING_HELP),
+    rounding: str = typer.Option(
+        Rounding.NEAREST_EVEN.value, "--rounding", "-r", help=ROUNDING_HELP
+    ),
     overflow: str = typer.Option(None, "--overflow", help=OVERFLOW_HELP),
     seed: int = typer.Option(0, "--seed", help="Seed for generated vectors."),
     plot: Path = typer.Option(None, "--plot", help="Also draw the relative errors to a .png."),

@@ -15,6 +15,8 @@ from dtlab.cli.common import (
     guarded,
     split_list,
 )
+from dtlab.defaults import QUANTIZERS, joined
+from dtlab.modes import Rounding
 from dtlab.outputs import check_plot_path
 
 
@@ -22,7 +24,7 @@ from dtlab.outputs import check_plot_path
 def quantize_cmd(
     source: str = typer.Argument(..., help=SOURCE_HELP),
     as_: str = typer.Option(
-        "int8,int8:channel,int4:g128,mxfp4,nvfp4,nf4",
+        joined(QUANTIZERS),
         "--as",
         help="Quantizers, comma-separated: (u)intN[:tensor|:channel|:gN][:sym|:asym]"
         "[:absmax|:mse|:pNN] (one scale per tensor unless :channel or :gN), or mxfp8, "
@@ -34,7 +36,9 @@ def quantize_cmd(
         -1, "--group-axis", help="Axis that groups and blocks run along."
     ),
     shape: str = typer.Option(None, "--shape", help="Reshape the input first, e.g. 1024x1024."),
-    rounding: str = typer.Option("nearest-even", "--rounding", "-r", help="Element rounding."),
+    rounding: str = typer.Option(
+        Rounding.NEAREST_EVEN.value, "--rounding", "-r", help="Element rounding."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed for generated inputs."),
     plot: Path = typer.Option(
         None, "--plot", help="Also draw SQNR against bits per value to a .png."
@@ -55,7 +59,6 @@ def quantize_cmd(
     """
     from dtlab.analysis.comparison import quantize_analysis
     from dtlab.inputs import load_tensor, reshape
-    from dtlab.modes import Rounding
     from dtlab.render.quant import quant_table
 
     if plot is not None:

@@ -26,7 +26,6 @@ from dtlab.formats.descriptor import Format, IntFormat
 from dtlab.formats.report import describe
 
 __all__ = [
-    "DEFAULT_QUANTIZER",
     "MAX_INT_BITS",
     "SCALE_BITS",
     "Granularity",
@@ -38,7 +37,6 @@ __all__ = [
 
 SCALE_BITS = 32  # a float32 scale per slice (group, channel or tensor)
 MAX_INT_BITS = 32  # integer quantization: float32 scales cannot place finer steps anyway
-DEFAULT_QUANTIZER = "int8"
 
 
 def packed_size(count: int, bits: int) -> int:
