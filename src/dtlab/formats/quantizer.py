@@ -32,6 +32,7 @@ __all__ = [
     "Quantizer",
     "ScaleMethod",
     "Symmetry",
+    "normalize_axis",
     "packed_size",
 ]
 
@@ -82,6 +83,18 @@ class ScaleMethod(enum.Enum):
     ABSMAX = "absmax"
     PERCENTILE = "percentile"
     MSE = "mse"
+
+
+def normalize_axis(axis: object, ndim: int, what: str) -> int:
+    """``axis`` (negative counts from the end) as an index in ``0..ndim-1``, or an OptionError
+    naming ``what`` needed it: the one axis check of every tensor entry point.
+
+    >>> normalize_axis(-1, 3, "quantize")
+    2
+    """
+    if isinstance(axis, bool) or not isinstance(axis, int) or not -ndim <= axis < ndim:
+        raise OptionError(f"{what}: axis {axis!r} is out of range for a {ndim}-d tensor")
+    return axis % ndim
 
 
 def _is_int(v: object) -> bool:
@@ -203,10 +216,7 @@ class Quantizer:
         if self.granularity in (Granularity.NONE, Granularity.TENSOR):
             return None
         default = 0 if self.granularity is Granularity.CHANNEL else -1
-        a = default if self.axis is None else self.axis
-        if ndim == 0 or not -ndim <= a < ndim:
-            raise OptionError(f"{self.name!r}: axis {a} is out of range for a {ndim}-d tensor")
-        return a % ndim
+        return normalize_axis(default if self.axis is None else self.axis, ndim, repr(self.name))
 
     def along(self, axis: int | None) -> Quantizer:
         """The same quantizer with channels, groups or blocks along ``axis``."""

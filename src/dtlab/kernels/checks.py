@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from dtlab.errors import OptionError
+from dtlab.formats.quantizer import normalize_axis  # torch-free, shared with the descriptors
 
 __all__ = ["FLOAT_DTYPES", "check_float_tensor", "normalize_axis"]
 
@@ -29,10 +30,3 @@ def check_float_tensor(x: object, what: str, *, min_dim: int = 0) -> torch.Tenso
     if x.dim() < min_dim:
         raise OptionError(f"{what} needs a tensor with at least {min_dim} dimension(s)")
     return x
-
-
-def normalize_axis(axis: object, ndim: int, what: str) -> int:
-    """``axis`` (negative counts from the end) as an index in ``0..ndim-1``."""
-    if isinstance(axis, bool) or not isinstance(axis, int) or not -ndim <= axis < ndim:
-        raise OptionError(f"{what}: axis {axis!r} is out of range for a {ndim}-d tensor")
-    return axis % ndim
