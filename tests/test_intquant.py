@@ -20,7 +20,7 @@ from dtlab.analysis.intquant import IntQuantized, int_metrics, int_quantize
 from dtlab.errors import DtlabError, OptionError, UnknownFormatError
 from dtlab.formats import IntFormat, get_format
 from dtlab.formats.quantizer import Granularity, Quantizer, ScaleMethod, Symmetry
-from dtlab.formats.quantizer_spec import int_quantizer
+from dtlab.formats.quantizer_spec import int_quantizer, parse_quantizer
 from dtlab.modes import Rounding
 
 SETTINGS = settings(
@@ -331,7 +331,6 @@ def slice_scales(x: torch.Tensor, axis: int | None, group: int | None, qmax: int
         ((10, 7), -1, 7),
         ((10, 7), 1, 100),  # one group larger than the axis
         ((13,), 0, 4),
-        ((13,), -1, None),
         ((3, 5, 6), 1, 2),
         ((3, 5, 6), 1, None),
         ((3, 5, 6), -1, None),
@@ -350,6 +349,16 @@ def test_scales_match_a_loop_over_slices(
     assert q.scales.shape == want.shape and torch.equal(q.scales, want)
     s, _ = per_element(q)
     assert torch.equal(q.codes.double(), torch.round(x.double() / s).clamp(-127, 127))
+
+
+def test_channels_of_a_1d_tensor_share_one_scale_as_in_model_memory() -> None:
+    """One rule for quantize and memory: below rank 2 there are no channels (a bias, a norm),
+    so 'per channel' is one scale per tensor, not one per value (40 bits per value)."""
+    x = torch.randn(13, generator=gen(5))
+    q = iq(x, "int8", axis=-1)
+    assert q.spec.granularity is Granularity.TENSOR and q.scales.shape == ()
+    assert q.effective_bits == 8 + Fraction(32, 13)
+    assert parse_quantizer("int8:channel").scale_count((13,)) == 1
 
 
 def test_group_size_defaults_to_the_last_axis_and_scalars_work() -> None:

@@ -22,7 +22,6 @@ from dtlab.errors import OptionError
 from dtlab.formats.blocks import BLOCK_FORMATS
 from dtlab.formats.quantizer import Granularity, Quantizer, ScaleMethod
 from dtlab.formats.quantizer_spec import parse_quantizer
-from dtlab.kernels.checks import normalize_axis
 from dtlab.modes import Rounding
 
 
@@ -73,10 +72,11 @@ def _one(
     x: torch.Tensor, spec: str, channel_axis: int, group_axis: int, rounding: Rounding
 ) -> QuantRow:
     p = parse_quantizer(spec)
-    axis = {Granularity.CHANNEL: channel_axis, Granularity.GROUP: group_axis,
-            Granularity.BLOCK: group_axis}.get(p.granularity)  # fmt: skip
-    if axis is not None:
-        p = p.along(normalize_axis(axis, x.dim(), repr(spec)))
+    given = {Granularity.CHANNEL: channel_axis, Granularity.GROUP: group_axis,
+             Granularity.BLOCK: group_axis}.get(p.granularity)  # fmt: skip
+    channels = p.granularity is Granularity.CHANNEL
+    p = p.along(given).applied(x.dim())  # a 1-d tensor has one scale for its "channels"
+    axis = p.axis
     if p.block is not None:
         b = block_metrics(x, p)
         detail = f"blocks of {p.block.block_size} along axis {axis}"
@@ -89,7 +89,10 @@ def _one(
             f"({', '.join(BLOCK_FORMATS)}); for {p.format.name} use dtlab cast"
         )
     r = int_metrics(x, int_quantize(x, p, rounding=rounding))
-    return QuantRow(spec, "int", _int_detail(p, axis), r.effective_bits, r.metrics)
+    detail = _int_detail(p, axis)
+    if channels and axis is None:
+        detail = detail.replace("per tensor", "per tensor (rank < 2: no channels)", 1)
+    return QuantRow(spec, "int", detail, r.effective_bits, r.metrics)
 
 
 def _int_detail(p: Quantizer, axis: int | None) -> str:

@@ -202,7 +202,7 @@ def _spec(x: object, quantizer: Quantizer | IntFormat | str | torch.dtype) -> Qu
         q = int_quantizer(quantizer, symmetric=_signed(quantizer))
     if not q.is_int:
         raise OptionError(f"int_quantize needs an integer format, not {q.format.name}")
-    return q.along(q.resolved_axis(t.dim()))
+    return q.applied(t.dim())
 
 
 def _signed(fmt: object) -> bool:

@@ -212,11 +212,27 @@ class Quantizer:
         return get_format("float32") if self.scaled else None
 
     def resolved_axis(self, ndim: int) -> int | None:
-        """The axis scales run along, in ``0..ndim-1``, or None per tensor (or no scale)."""
+        """The axis scales run along, in ``0..ndim-1``, or None per tensor (or no scale).
+        Channels of a tensor of rank < 2 (a bias, a norm) share one scale: per tensor."""
         if self.granularity in (Granularity.NONE, Granularity.TENSOR):
             return None
         default = 0 if self.granularity is Granularity.CHANNEL else -1
-        return normalize_axis(default if self.axis is None else self.axis, ndim, repr(self.name))
+        axis = normalize_axis(default if self.axis is None else self.axis, ndim, repr(self.name))
+        return None if self.granularity is Granularity.CHANNEL and ndim < 2 else axis
+
+    def applied(self, ndim: int) -> Quantizer:
+        """The quantizer as it applies to a tensor of rank ``ndim``: its axis non-negative, and
+        channels below rank 2 one scale per tensor.
+
+        >>> from dtlab.formats import get_format
+        >>> q = Quantizer(get_format("int8"), Granularity.CHANNEL)
+        >>> q.applied(2).axis, q.applied(1).granularity
+        (0, <Granularity.TENSOR: 'tensor'>)
+        """
+        axis = self.resolved_axis(ndim)
+        if axis is None and self.granularity is Granularity.CHANNEL:
+            return dataclasses.replace(self, granularity=Granularity.TENSOR, axis=None)
+        return dataclasses.replace(self, axis=axis)
 
     def along(self, axis: int | None) -> Quantizer:
         """The same quantizer with channels, groups or blocks along ``axis``."""
