@@ -50,8 +50,13 @@ def cast_tensor(
             results[fmt.name] = quantize(x, fmt, rounding=rounding, overflow=overflow,
                                          subnormals=subnormals, generator=g)  # fmt: skip
         _save(output, results)
-    return CastReport(loaded.source, loaded.name, tuple(x.shape), result,
-                      str(output) if output is not None else None)  # fmt: skip
+    return CastReport(
+        source=loaded.source,
+        name=loaded.name,
+        shape=tuple(x.shape),
+        analysis=result,
+        output=str(output) if output is not None else None,
+    )
 
 
 def _check_output(path: Path, count: int) -> None:

@@ -104,9 +104,16 @@ def _build() -> dict[str, Format]:
     named: dict[str, Format] = {}
     for name, (e, m, bias, signed, nan, sub, container) in _FLOATS.items():
         named[name] = FloatFormat(
-            e, m, bias, signed=signed, has_inf=nan is _IEEE, nan=nan, subnormals=sub,
-            name=name, container_bits=container,
-        )  # fmt: skip
+            exp_bits=e,
+            man_bits=m,
+            bias=bias,
+            signed=signed,
+            has_inf=nan is _IEEE,
+            nan=nan,
+            subnormals=sub,
+            name=name,
+            container_bits=container,
+        )
     for bits in range(1, 65):
         named[f"int{bits}"] = IntFormat(bits, signed=True)
         named[f"uint{bits}"] = IntFormat(bits, signed=False)
