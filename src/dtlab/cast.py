@@ -41,14 +41,21 @@ def cast_tensor(
     x = loaded.tensor
     if output is not None:
         _check_output(output, len(fmts))
-    result = analyze(x, fmts, rounding=rounding, overflow=overflow, subnormals=subnormals,
-                     generator=torch.Generator().manual_seed(seed))  # fmt: skip
+    result = analyze(
+        x,
+        fmts,
+        rounding=rounding,
+        overflow=overflow,
+        subnormals=subnormals,
+        generator=torch.Generator().manual_seed(seed),
+    )
     if output is not None:
         g = torch.Generator().manual_seed(seed)
         results = {}
         for fmt in fmts:
-            results[fmt.name] = quantize(x, fmt, rounding=rounding, overflow=overflow,
-                                         subnormals=subnormals, generator=g)  # fmt: skip
+            results[fmt.name] = quantize(
+                x, fmt, rounding=rounding, overflow=overflow, subnormals=subnormals, generator=g
+            )
         _save(output, results)
     return CastReport(
         source=loaded.source,
