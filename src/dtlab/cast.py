@@ -41,17 +41,29 @@ def cast_tensor(
     x = loaded.tensor
     if output is not None:
         _check_output(output, len(fmts))
-    result = analyze(x, fmts, rounding=rounding, overflow=overflow, subnormals=subnormals,
-                     generator=torch.Generator().manual_seed(seed))  # fmt: skip
+    result = analyze(
+        x,
+        fmts,
+        rounding=rounding,
+        overflow=overflow,
+        subnormals=subnormals,
+        generator=torch.Generator().manual_seed(seed),
+    )
     if output is not None:
         g = torch.Generator().manual_seed(seed)
         results = {}
         for fmt in fmts:
-            results[fmt.name] = quantize(x, fmt, rounding=rounding, overflow=overflow,
-                                         subnormals=subnormals, generator=g)  # fmt: skip
+            results[fmt.name] = quantize(
+                x, fmt, rounding=rounding, overflow=overflow, subnormals=subnormals, generator=g
+            )
         _save(output, results)
-    return CastReport(loaded.source, loaded.name, tuple(x.shape), result,
-                      str(output) if output is not None else None)  # fmt: skip
+    return CastReport(
+        source=loaded.source,
+        name=loaded.name,
+        shape=tuple(x.shape),
+        analysis=result,
+        output=str(output) if output is not None else None,
+    )
 
 
 def _check_output(path: Path, count: int) -> None:

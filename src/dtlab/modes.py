@@ -60,11 +60,19 @@ E = TypeVar("E", bound=enum.Enum)
 
 
 _ALIASES: dict[type[enum.Enum], dict[str, str]] = {
-    Rounding: {"rne": "nearest-even", "nearest": "nearest-even", "rna": "nearest-away",
-               "rtz": "toward-zero", "truncate": "toward-zero", "zero": "toward-zero",
-               "ceil": "up", "floor": "down", "sr": "stochastic"},
+    Rounding: {
+        "rne": "nearest-even",
+        "nearest": "nearest-even",
+        "rna": "nearest-away",
+        "rtz": "toward-zero",
+        "truncate": "toward-zero",
+        "zero": "toward-zero",
+        "ceil": "up",
+        "floor": "down",
+        "sr": "stochastic",
+    },
     Overflow: {"sat": "saturate", "inf": "inf-nan", "nan": "inf-nan", "ieee": "inf-nan"},
-}  # fmt: skip
+}
 
 
 def parse_enum(cls: type[E], value: object, what: str) -> E:

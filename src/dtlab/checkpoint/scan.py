@@ -137,8 +137,16 @@ def scan_checkpoint(
         done_bytes += nbytes
         done_params += scan.numel
         if progress is not None:
-            progress(Progress(len(results), len(entries), done_bytes, total_bytes, done_params,
-                              time.perf_counter() - start))  # fmt: skip
+            progress(
+                Progress(
+                    tensors_done=len(results),
+                    tensors_total=len(entries),
+                    bytes_done=done_bytes,
+                    bytes_total=total_bytes,
+                    params_done=done_params,
+                    seconds=time.perf_counter() - start,
+                )
+            )
 
     if workers == 1 or len(entries) < 2:
         for e in entries:
@@ -151,9 +159,17 @@ def scan_checkpoint(
                 report(scan, e.nbytes)
     tensors = tuple(results[e.name] for e in entries)
     return ScanReport(
-        source, fmts, sqnr_threshold_db, tensors, _summaries(tensors, fmts),
-        sum(t.numel for t in tensors), total_bytes, time.perf_counter() - start, workers, chunk,
-    )  # fmt: skip
+        source=source,
+        formats=fmts,
+        sqnr_threshold_db=sqnr_threshold_db,
+        tensors=tensors,
+        summaries=_summaries(tensors, fmts),
+        params=sum(t.numel for t in tensors),
+        stored_bytes=total_bytes,
+        seconds=time.perf_counter() - start,
+        workers=workers,
+        chunk_bytes=chunk,
+    )
 
 
 _worker_ckpt: Checkpoint | None = None  # a worker process's own view of the checkpoint
@@ -176,7 +192,7 @@ def _scan_tensor(
 ) -> TensorScan:
     e = ckpt.entry(name)
     if not DTYPES[e.dtype].is_float:
-        return TensorScan(name, e.dtype, e.shape, e.numel, math.nan, 0, 0, ())
+        return _unscanned(name, e.dtype, e.shape, e.numel)
     partials: list[Partial | None] = [None] * len(fmts)
     for part in iter_chunks(ckpt, name, chunk, decoded=True):
         for i, f in enumerate(fmts):
@@ -187,10 +203,25 @@ def _scan_tensor(
         _verdict(f, p, threshold) for f, p in zip(fmts, partials, strict=True) if p is not None
     )
     if not verdicts:  # an empty tensor
-        return TensorScan(name, e.dtype, e.shape, e.numel, math.nan, 0, 0, ())
+        return _unscanned(name, e.dtype, e.shape, e.numel)
     m = verdicts[0].metrics  # the input's own figures come with every format's metrics
-    return TensorScan(name, e.dtype, e.shape, e.numel, m.input_absmax, m.input_nan, m.input_inf,
-                      verdicts)  # fmt: skip
+    return TensorScan(
+        name=name,
+        dtype=e.dtype,
+        shape=e.shape,
+        numel=e.numel,
+        absmax=m.input_absmax,
+        nan=m.input_nan,
+        inf=m.input_inf,
+        verdicts=verdicts,
+    )
+
+
+def _unscanned(name: str, dtype: str, shape: tuple[int, ...], numel: int) -> TensorScan:
+    """An integer or empty tensor: no values judged, so no verdicts."""
+    return TensorScan(
+        name=name, dtype=dtype, shape=shape, numel=numel, absmax=math.nan, nan=0, inf=0, verdicts=()
+    )
 
 
 def _verdict(fmt: Format, p: Partial, threshold: float) -> Verdict:
@@ -201,14 +232,22 @@ def _verdict(fmt: Format, p: Partial, threshold: float) -> Verdict:
     elif m.overflow:
         beyond = "became inf/NaN" if m.nonfinite_output else "saturated"
         status = Status.OVERFLOW
-        message = (f"overflows {fmt.name}: {m.overflow:,} values beyond {float(fmt.max):g} "
-                   f"({beyond})")  # fmt: skip
+        message = (
+            f"overflows {fmt.name}: {m.overflow:,} values beyond {float(fmt.max):g} ({beyond})"
+        )
     elif m.sqnr_db < threshold:
         status = Status.LOSSY
         message = f"loses too much: SQNR {m.sqnr_db:.1f} dB < {threshold:g} dB"
     else:
         status, message = Status.SAFE, "safe"
-    return Verdict(fmt, status, message, m, p.sums.xx, p.sums.sq_err)
+    return Verdict(
+        format=fmt,
+        status=status,
+        message=message,
+        metrics=m,
+        signal=p.sums.xx,
+        noise=p.sums.sq_err,
+    )
 
 
 def _summaries(
@@ -225,12 +264,20 @@ def _summaries(
         else:
             mean = 10 * math.log10(signal / noise) if signal > 0 else -math.inf
         count = {s: sum(1 for _, v in rows if v.status is s) for s in Status}
-        out.append(FormatSummary(
-            f, len(rows), count[Status.SAFE], count[Status.OVERFLOW],
-            sum(v.metrics.overflow for _, v in rows), count[Status.LOSSY], count[Status.NAN],
-            tuple(t.name for t, _ in worst[:5]),
-            worst[0][1].metrics.sqnr_db if worst else math.nan, mean,
-        ))  # fmt: skip
+        out.append(
+            FormatSummary(
+                format=f,
+                tensors=len(rows),
+                safe=count[Status.SAFE],
+                overflowing=count[Status.OVERFLOW],
+                overflow_values=sum(v.metrics.overflow for _, v in rows),
+                lossy=count[Status.LOSSY],
+                nan=count[Status.NAN],
+                worst=tuple(t.name for t, _ in worst[:5]),
+                worst_sqnr_db=worst[0][1].metrics.sqnr_db if worst else math.nan,
+                mean_sqnr_db=mean,
+            )
+        )
     return tuple(out)
 
 

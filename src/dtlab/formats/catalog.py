@@ -70,43 +70,94 @@ _ALIASES: dict[str, str] = {
 # The torch dtype (attribute of the torch module) holding each format, where one exists.
 # torch's int1..int7/uint1..uint7 are shell dtypes (no casts, no iinfo); fp4 is only packed.
 TORCH_NAMES: dict[str, str] = {
-    **{n: n for n in ("float64", "float32", "float16", "bfloat16", "float8_e4m3fn",
-                      "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu")},
+    **{
+        n: n
+        for n in (
+            "float64",
+            "float32",
+            "float16",
+            "bfloat16",
+            "float8_e4m3fn",
+            "float8_e4m3fnuz",
+            "float8_e5m2",
+            "float8_e5m2fnuz",
+            "float8_e8m0fnu",
+        )
+    },
     "float4_e2m1fn": "float4_e2m1fn_x2",
     **{f"int{b}": f"int{b}" for b in (1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64)},
     **{f"uint{b}": f"uint{b}" for b in (1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64)},
-}  # fmt: skip
+}
 
 # The numpy / ml_dtypes scalar type of each format, as "module.name".
 NUMPY_NAMES: dict[str, str] = {
     **{n: f"numpy.{n}" for n in ("float64", "float32", "float16")},
-    **{n: f"ml_dtypes.{n}" for n in ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz",
-                                     "float8_e4m3b11fnuz", "float8_e4m3", "float8_e5m2",
-                                     "float8_e5m2fnuz", "float8_e3m4", "float8_e8m0fnu",
-                                     "float6_e2m3fn", "float6_e3m2fn", "float4_e2m1fn",
-                                     "int1", "int2", "int4", "uint1", "uint2", "uint4")},
+    **{
+        n: f"ml_dtypes.{n}"
+        for n in (
+            "bfloat16",
+            "float8_e4m3fn",
+            "float8_e4m3fnuz",
+            "float8_e4m3b11fnuz",
+            "float8_e4m3",
+            "float8_e5m2",
+            "float8_e5m2fnuz",
+            "float8_e3m4",
+            "float8_e8m0fnu",
+            "float6_e2m3fn",
+            "float6_e3m2fn",
+            "float4_e2m1fn",
+            "int1",
+            "int2",
+            "int4",
+            "uint1",
+            "uint2",
+            "uint4",
+        )
+    },
     **{f"int{b}": f"numpy.int{b}" for b in (8, 16, 32, 64)},
     **{f"uint{b}": f"numpy.uint{b}" for b in (8, 16, 32, 64)},
-}  # fmt: skip
+}
 
 # safetensors header dtype strings (safetensors "Dtype" enum).
 SAFETENSORS_NAMES: dict[str, str] = {
-    "float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16",
-    "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2", "float8_e8m0fnu": "F8_E8M0",
-    "float8_e4m3fnuz": "F8_E4M3FNUZ", "float8_e5m2fnuz": "F8_E5M2FNUZ",
-    "float6_e2m3fn": "F6_E2M3", "float6_e3m2fn": "F6_E3M2", "float4_e2m1fn": "F4",
-    "int8": "I8", "int16": "I16", "int32": "I32", "int64": "I64",
-    "uint8": "U8", "uint16": "U16", "uint32": "U32", "uint64": "U64",
-}  # fmt: skip
+    "float64": "F64",
+    "float32": "F32",
+    "float16": "F16",
+    "bfloat16": "BF16",
+    "float8_e4m3fn": "F8_E4M3",
+    "float8_e5m2": "F8_E5M2",
+    "float8_e8m0fnu": "F8_E8M0",
+    "float8_e4m3fnuz": "F8_E4M3FNUZ",
+    "float8_e5m2fnuz": "F8_E5M2FNUZ",
+    "float6_e2m3fn": "F6_E2M3",
+    "float6_e3m2fn": "F6_E3M2",
+    "float4_e2m1fn": "F4",
+    "int8": "I8",
+    "int16": "I16",
+    "int32": "I32",
+    "int64": "I64",
+    "uint8": "U8",
+    "uint16": "U16",
+    "uint32": "U32",
+    "uint64": "U64",
+}
 
 
 def _build() -> dict[str, Format]:
     named: dict[str, Format] = {}
     for name, (e, m, bias, signed, nan, sub, container) in _FLOATS.items():
         named[name] = FloatFormat(
-            e, m, bias, signed=signed, has_inf=nan is _IEEE, nan=nan, subnormals=sub,
-            name=name, container_bits=container,
-        )  # fmt: skip
+            exp_bits=e,
+            man_bits=m,
+            bias=bias,
+            signed=signed,
+            has_inf=nan is _IEEE,
+            nan=nan,
+            subnormals=sub,
+            name=name,
+            container_bits=container,
+        )
     for bits in range(1, 65):
         named[f"int{bits}"] = IntFormat(bits, signed=True)
         named[f"uint{bits}"] = IntFormat(bits, signed=False)

@@ -14,9 +14,14 @@ from dtlab.numtext import approx_float as g
 def summary_line(s: InputSummary, source: str, shape: tuple[int, ...]) -> Text:
     dims = "×".join(str(d) for d in shape) or "scalar"
     extra = "".join(
-        f", {n:,} {what}" for n, what in ((s.histogram.nan, "NaN"), (s.histogram.inf, "inf"),
-                                          (s.histogram.zeros, "zeros")) if n
-    )  # fmt: skip
+        f", {n:,} {what}"
+        for n, what in (
+            (s.histogram.nan, "NaN"),
+            (s.histogram.inf, "inf"),
+            (s.histogram.zeros, "zeros"),
+        )
+        if n
+    )
     return Text(
         f"{source}: {dims} {s.dtype}, {s.n:,} values{extra}; |x| max {g(s.absmax, 5)}, "
         f"mean {g(s.mean, 4)}, std {g(s.std, 4)}"
@@ -33,15 +38,23 @@ def metrics_table(a: Analysis) -> Table:
     for r in a.ranked():
         m = r.metrics
         table.add_row(
-            r.format.name, g(m.sqnr_db, 4), g(m.cosine, 7), g(m.max_abs_error, 4),
-            g(m.mean_abs_error), g(m.rmse), g(m.max_rel_error), g(m.mean_rel_error),
-        )  # fmt: skip
+            r.format.name,
+            g(m.sqnr_db, 4),
+            g(m.cosine, 7),
+            g(m.max_abs_error, 4),
+            g(m.mean_abs_error),
+            g(m.rmse),
+            g(m.max_rel_error),
+            g(m.mean_rel_error),
+        )
     return table
 
 
 def counts_table(a: Analysis) -> Table:
-    table = Table(title=f"values out of the normal range, of {a.input.n:,} (exact counts)",
-                  title_justify="left")  # fmt: skip
+    table = Table(
+        title=f"values out of the normal range, of {a.input.n:,} (exact counts)",
+        title_justify="left",
+    )
     table.add_column("format", no_wrap=True)
     for col in ("overflow", "became inf/NaN", "underflow to 0", "subnormal", "range (binades)"):
         table.add_column(col, justify="right", no_wrap=True)
@@ -54,9 +67,13 @@ def counts_table(a: Analysis) -> Table:
             else f"0 .. 2^{rng.emax}"
         )
         table.add_row(
-            r.format.name, _share(m.overflow, n), _share(m.nonfinite_output, n),
-            _share(m.underflow, n), _share(m.subnormal, n), span,
-        )  # fmt: skip
+            r.format.name,
+            _share(m.overflow, n),
+            _share(m.nonfinite_output, n),
+            _share(m.underflow, n),
+            _share(m.subnormal, n),
+            span,
+        )
     return table
 
 

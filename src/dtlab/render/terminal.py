@@ -35,11 +35,16 @@ def formats_table(reports: Sequence[FormatReport]) -> Table:
     for r in reports:
         sem = f"{r.sign_bits}/{r.exponent_bits}/{r.mantissa_bits}" if r.kind == "float" else "int"
         table.add_row(
-            r.name, str(r.bits), sem, short(r.max, 8, 4), short(r.eps, 7, 4),
+            r.name,
+            str(r.bits),
+            sem,
+            short(r.max, 8, 4),
+            short(r.eps, 7, 4),
             short(r.smallest_subnormal if r.kind == "float" else 1, 7, 4),
             f"{r.finite_values:,}" if r.finite_values < 10**7 else short(r.finite_values, 6, 4),
-            _nan_cell(r), (r.torch_dtype or "—").removeprefix("torch."),
-        )  # fmt: skip
+            _nan_cell(r),
+            (r.torch_dtype or "—").removeprefix("torch."),
+        )
     return table
 
 
@@ -52,21 +57,38 @@ def _nan_cell(r: FormatReport) -> str:
 
 
 _INFO_ROWS: tuple[tuple[str, str], ...] = (
-    ("kind", "kind"), ("aliases", "aliases"), ("bits", "bits"),
-    ("sign / exponent / mantissa bits", "_sem"), ("bias", "bias"),
-    ("stored in (unpacked)", "_container"), ("packed", "packing"),
+    ("kind", "kind"),
+    ("aliases", "aliases"),
+    ("bits", "bits"),
+    ("sign / exponent / mantissa bits", "_sem"),
+    ("bias", "bias"),
+    ("stored in (unpacked)", "_container"),
+    ("packed", "packing"),
     ("bytes per value, packed", "packed_bytes_per_value"),
-    ("max", "max"), ("min", "min"), ("smallest normal (tiny)", "smallest_normal"),
-    ("smallest subnormal", "smallest_subnormal"), ("eps (spacing above 1)", "eps"),
-    ("epsneg (spacing below 1)", "epsneg"), ("resolution", "resolution"),
-    ("precision (decimal digits)", "precision"), ("machep / negep", "_machep"),
-    ("minexp / maxexp", "_minexp"), ("finite codes", "finite_codes"),
-    ("finite values", "finite_values"), ("NaN codes", "nan_codes"), ("inf codes", "inf_codes"),
-    ("NaN encoding", "nan_encoding"), ("has inf", "has_inf"), ("has -0", "has_negative_zero"),
-    ("has subnormals", "has_subnormals"), ("has zero", "has_zero"),
-    ("dynamic range", "dynamic_range_binades"), ("torch dtype", "torch_dtype"),
-    ("numpy / ml_dtypes", "numpy_dtype"), ("safetensors", "safetensors_dtype"),
-)  # fmt: skip
+    ("max", "max"),
+    ("min", "min"),
+    ("smallest normal (tiny)", "smallest_normal"),
+    ("smallest subnormal", "smallest_subnormal"),
+    ("eps (spacing above 1)", "eps"),
+    ("epsneg (spacing below 1)", "epsneg"),
+    ("resolution", "resolution"),
+    ("precision (decimal digits)", "precision"),
+    ("machep / negep", "_machep"),
+    ("minexp / maxexp", "_minexp"),
+    ("finite codes", "finite_codes"),
+    ("finite values", "finite_values"),
+    ("NaN codes", "nan_codes"),
+    ("inf codes", "inf_codes"),
+    ("NaN encoding", "nan_encoding"),
+    ("has inf", "has_inf"),
+    ("has -0", "has_negative_zero"),
+    ("has subnormals", "has_subnormals"),
+    ("has zero", "has_zero"),
+    ("dynamic range", "dynamic_range_binades"),
+    ("torch dtype", "torch_dtype"),
+    ("numpy / ml_dtypes", "numpy_dtype"),
+    ("safetensors", "safetensors_dtype"),
+)
 
 
 def info_table(reports: Sequence[FormatReport]) -> Table:
@@ -171,8 +193,10 @@ def anatomy_block(a: Anatomy) -> RenderableType:
         ("ulp here", short(stored.ulp, 24)),
     ]
     fields = " / ".join(f.role for f in stored.fields)
-    title = Text.assemble((a.stored.format.name, "bold"), f"   ({fields}; {a.rounding.value}, "
-                          f"overflow {a.overflow.value})")  # fmt: skip
+    title = Text.assemble(
+        (a.stored.format.name, "bold"),
+        f"   ({fields}; {a.rounding.value}, overflow {a.overflow.value})",
+    )
     return Group(title, _kv(rows))
 
 

@@ -83,7 +83,16 @@ def explain(
         abs_err = abs(stored.value.fraction - value.fraction)
         if value.magnitude:
             rel_err = abs_err / value.magnitude
-    return Anatomy(value, text.strip(), rounding, policy, enc.outcome, stored, abs_err, rel_err)
+    return Anatomy(
+        input=value,
+        text=text.strip(),
+        rounding=rounding,
+        overflow=policy,
+        outcome=enc.outcome,
+        stored=stored,
+        abs_error=abs_err,
+        rel_error=rel_err,
+    )
 
 
 def _exact(x: ExactValue | Fraction | int) -> ExactValue:
@@ -96,15 +105,29 @@ def explain_code(code: int, fmt: Format) -> CodeAnatomy:
     bits = format(code, f"0{fmt.bits}b")
     if isinstance(fmt, IntFormat):
         return CodeAnatomy(
-            fmt, code, (Field("bits", bits),), value, "integer", _int_formula(code, fmt),
-            _int_step(value, fmt, -1), _int_step(value, fmt, +1), Fraction(1),
-        )  # fmt: skip
+            format=fmt,
+            code=code,
+            fields=(Field("bits", bits),),
+            value=value,
+            category="integer",
+            formula=_int_formula(code, fmt),
+            previous=_int_step(value, fmt, -1),
+            next=_int_step(value, fmt, +1),
+            ulp=Fraction(1),
+        )
     fields = _float_fields(bits, fmt)
     prev_v, next_v = _float_neighbours(code, fmt, value)
     return CodeAnatomy(
-        fmt, code, fields, value, _category(code, fmt, value), _float_formula(code, fmt, value),
-        prev_v, next_v, _ulp(code, fmt, value),
-    )  # fmt: skip
+        format=fmt,
+        code=code,
+        fields=fields,
+        value=value,
+        category=_category(code, fmt, value),
+        formula=_float_formula(code, fmt, value),
+        previous=prev_v,
+        next=next_v,
+        ulp=_ulp(code, fmt, value),
+    )
 
 
 def ulp(code: int, fmt: Format) -> Fraction | None:

@@ -49,13 +49,13 @@ def int_op(op: IntOp, a: int | str, b: int | str, fmt: Format) -> IntOpResult:
     mask = (1 << fmt.bits) - 1
     clamped = min(max(exact, fmt.min), fmt.max)
     return IntOpResult(
-        op,
-        explain_code(x & mask, fmt),
-        explain_code(y & mask, fmt),
-        exact,
-        explain_code(exact & mask, fmt),
-        explain_code(clamped & mask, fmt),
-        exact != clamped,
+        op=op,
+        a=explain_code(x & mask, fmt),
+        b=explain_code(y & mask, fmt),
+        exact=exact,
+        wrapped=explain_code(exact & mask, fmt),
+        saturated=explain_code(clamped & mask, fmt),
+        overflowed=exact != clamped,
     )
 
 

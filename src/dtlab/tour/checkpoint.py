@@ -20,10 +20,16 @@ def minilm() -> Chapter:
     )
     report = scan_checkpoint(path, [get_format(f) for f in ("fp16", "bf16", "fp8", "e5m2")])
     scan_rows = tuple(
-        (s.format.name, f"{s.safe}/{s.tensors}", str(s.overflowing), str(s.lossy),
-         f"≈{s.worst_sqnr_db:.1f}", s.worst[0] if s.worst else "—")
+        (
+            s.format.name,
+            f"{s.safe}/{s.tensors}",
+            str(s.overflowing),
+            str(s.lossy),
+            f"≈{s.worst_sqnr_db:.1f}",
+            s.worst[0] if s.worst else "—",
+        )
         for s in report.summaries
-    )  # fmt: skip
+    )
     absmax = max(t.absmax for t in report.tensors if t.verdicts)
     biggest = max((t for t in report.tensors if t.verdicts), key=lambda t: t.absmax)
     return Chapter(

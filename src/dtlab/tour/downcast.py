@@ -32,20 +32,31 @@ def downcasting() -> Chapter:
     names = ("bfloat16", "float16", "float8_e4m3fn", "float8_e5m2")
     first = []
     for i in range(3):
-        cells = [exact_decimal(Fraction(float(quantize(x[i : i + 1], n)[0]))) or "" for n in
-                 ("float32", "bfloat16", "float8_e4m3fn")]  # fmt: skip
+        cells = [
+            exact_decimal(Fraction(float(quantize(x[i : i + 1], n)[0]))) or ""
+            for n in ("float32", "bfloat16", "float8_e4m3fn")
+        ]
         first.append((f"x[{i}]", *cells))
     a = analyze(x, [get_format(n) for n in names])
     rows = tuple(
-        (r.format.name, _g(r.metrics.sqnr_db, 4), _g(r.metrics.max_rel_error),
-         _g(r.metrics.mean_rel_error), f"{r.metrics.underflow:,}")
+        (
+            r.format.name,
+            _g(r.metrics.sqnr_db, 4),
+            _g(r.metrics.max_rel_error),
+            _g(r.metrics.mean_rel_error),
+            f"{r.metrics.underflow:,}",
+        )
         for r in a.ranked()
-    )  # fmt: skip
+    )
     dots = []
     cases = [
-        ("float32", "float64"), ("float32", "float32"), ("bfloat16", "float32"),
-        ("bfloat16", "format"), ("bfloat16", "pairwise"), ("float8_e4m3fn", "float32"),
-    ]  # fmt: skip
+        ("float32", "float64"),
+        ("float32", "float32"),
+        ("bfloat16", "float32"),
+        ("bfloat16", "format"),
+        ("bfloat16", "pairwise"),
+        ("float8_e4m3fn", "float32"),
+    ]
     for fmt, acc in cases:
         r = dot(x, x, fmt, accumulate=acc)
         dots.append((fmt, acc, repr(r.value), _g(r.rel_error), _g(r.correct_digits)))
@@ -97,10 +108,16 @@ def quantization() -> Chapter:
     specs = ["int8", "int8:asym", "int4:g128", "int4:g128:asym", "mxfp4", "nf4"]
     a = quantize_analysis(x, specs)
     rows = tuple(
-        (r.spec, exact(r.effective_bits) or str(r.effective_bits), _g(r.metrics.sqnr_db, 4),
-         _g(r.metrics.mean_rel_error), f"{r.metrics.overflow:,}", r.detail)
+        (
+            r.spec,
+            exact(r.effective_bits) or str(r.effective_bits),
+            _g(r.metrics.sqnr_db, 4),
+            _g(r.metrics.mean_rel_error),
+            f"{r.metrics.overflow:,}",
+            r.detail,
+        )
         for r in a.ranked()
-    )  # fmt: skip
+    )
     return Chapter(
         "quantization",
         "Quantizing the same tensor: int8, int4 with groups of 128, and MXFP4",

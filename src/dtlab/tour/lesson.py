@@ -44,10 +44,16 @@ def twos_complement() -> Chapter:
     rows = []
     for op, a, b in ((IntOp.ADD, 2, -2), (IntOp.ADD, 127, 1), (IntOp.SUB, -128, 1)):
         r = int_op(op, a, b, int8)
-        rows.append((
-            f"{a} {op.symbol} {b}", r.a.bit_string, r.b.bit_string, str(r.exact),
-            f"{r.wrapped.bit_string} = {r.wrapped.value}", f"{r.saturated.value}",
-        ))  # fmt: skip
+        rows.append(
+            (
+                f"{a} {op.symbol} {b}",
+                r.a.bit_string,
+                r.b.bit_string,
+                str(r.exact),
+                f"{r.wrapped.bit_string} = {r.wrapped.value}",
+                f"{r.saturated.value}",
+            )
+        )
     return Chapter(
         "twos-complement",
         "Two's complement: 2 + (−2) in int8, and what overflow does",
@@ -76,10 +82,18 @@ def float_fields() -> Chapter:
     for name in _FLOATS:
         f = get_format(name)
         assert isinstance(f, FloatFormat)
-        rows.append((
-            f.name, f"{f.sign_bits}/{f.exp_bits}/{f.man_bits}", str(f.bias), short(f.max),
-            short(f.smallest_normal), short(f.smallest_subnormal), short(f.eps), str(f.precision),
-        ))  # fmt: skip
+        rows.append(
+            (
+                f.name,
+                f"{f.sign_bits}/{f.exp_bits}/{f.man_bits}",
+                str(f.bias),
+                short(f.max),
+                short(f.smallest_normal),
+                short(f.smallest_subnormal),
+                short(f.eps),
+                str(f.precision),
+            )
+        )
     return Chapter(
         "float-fields",
         "Floating point: sign, exponent, mantissa",
@@ -116,12 +130,18 @@ def one_third() -> Chapter:
         a = explain("1/3", get_format(name))
         stored = a.stored.value.fraction
         digits = _correct_digits(stored, Fraction(1, 3))
-        rows.append((
-            name, a.stored.hex, exact_decimal(stored) or str(stored),
-            short(a.abs_error, 0, 4), short(a.rel_error, 12, 4), str(digits),
-        ))  # fmt: skip
-    fp64_digits = len((exact_decimal(explain("1/3", get_format("float64")).stored.value.fraction)
-                       or "").partition(".")[2])  # fmt: skip
+        rows.append(
+            (
+                name,
+                a.stored.hex,
+                exact_decimal(stored) or str(stored),
+                short(a.abs_error, 0, 4),
+                short(a.rel_error, 12, 4),
+                str(digits),
+            )
+        )
+    fp64 = exact_decimal(explain("1/3", get_format("float64")).stored.value.fraction) or ""
+    fp64_digits = len(fp64.partition(".")[2])
     return Chapter(
         "one-third",
         "1/3 stored in fp64, fp32, fp16 and bf16: every digit",
@@ -159,14 +179,29 @@ def _correct_digits(stored: Fraction, exact: Fraction) -> int:
 def sizes() -> Chapter:
     params = 7 * 10**9
     rows = []
-    for name in ("float64", "float32", "tfloat32", "float16", "bfloat16", "float8_e4m3fn",
-                 "float6_e2m3fn", "float4_e2m1fn", "int8", "int4"):  # fmt: skip
+    for name in (
+        "float64",
+        "float32",
+        "tfloat32",
+        "float16",
+        "bfloat16",
+        "float8_e4m3fn",
+        "float6_e2m3fn",
+        "float4_e2m1fn",
+        "int8",
+        "int4",
+    ):
         r = describe(get_format(name))
         packed = r.packed_bytes_per_value
-        rows.append((
-            name, str(r.bits), f"{r.container_bits // 8}", exact_decimal(packed) or str(packed),
-            f"{exact_decimal(packed * params / 10**9)} GB",
-        ))  # fmt: skip
+        rows.append(
+            (
+                name,
+                str(r.bits),
+                f"{r.container_bits // 8}",
+                exact_decimal(packed) or str(packed),
+                f"{exact_decimal(packed * params / 10**9)} GB",
+            )
+        )
     return Chapter(
         "sizes",
         "Sizes: bytes per value, and what a 7B-parameter model weighs",
