@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from dtlab.analysis.distribution import analyze, binade_histogram
 from dtlab.analysis.elementwise import format_metrics, overflow_limits
+from dtlab.analysis.format_fit import analyze, binade_histogram
 from dtlab.analysis.metrics import measure
 from dtlab.formats import get_format
 from dtlab.kernels import has_c_kernel, quantize
@@ -128,7 +128,7 @@ def test_partials_of_chunks_merge_into_the_whole(backend: str) -> None:
 def test_summary_merges_chunks_and_equals_a_direct_computation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import dtlab.analysis.distribution as dist
+    import dtlab.analysis.format_fit as dist
 
     g = torch.Generator().manual_seed(8)
     x = torch.randn(10_007, generator=g) * 3 + 5

@@ -6,7 +6,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from dtlab.analysis.distribution import analyze
+from dtlab.analysis.format_fit import analyze
 from dtlab.cli.app import app
 from dtlab.errors import OptionError
 from dtlab.formats import get_format

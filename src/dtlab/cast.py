@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from dtlab.analysis.distribution import Analysis, analyze
+from dtlab.analysis.format_fit import Analysis, analyze
 from dtlab.errors import OptionError
 from dtlab.formats import Format
 from dtlab.inputs import Loaded

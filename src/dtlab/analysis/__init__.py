@@ -3,8 +3,8 @@ block quantization."""
 
 from dtlab.analysis.blockquant import block_metrics, block_quantize
 from dtlab.analysis.comparison import quantize_analysis
-from dtlab.analysis.distribution import Analysis, analyze, binade_histogram
 from dtlab.analysis.elementwise import format_metrics
+from dtlab.analysis.format_fit import Analysis, analyze, binade_histogram
 from dtlab.analysis.intquant import int_metrics, int_quantize
 from dtlab.analysis.metrics import ErrorMetrics, measure
 from dtlab.analysis.ops import Accumulate, dot, matmul

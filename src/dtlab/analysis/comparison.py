@@ -15,7 +15,7 @@ from fractions import Fraction
 import torch
 
 from dtlab.analysis.blockquant import block_metrics
-from dtlab.analysis.distribution import InputSummary, summarize
+from dtlab.analysis.format_fit import InputSummary, summarize
 from dtlab.analysis.intquant import int_metrics, int_quantize
 from dtlab.analysis.metrics import ErrorMetrics, by_sqnr
 from dtlab.errors import OptionError

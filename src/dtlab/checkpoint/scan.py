@@ -283,7 +283,7 @@ def _summaries(
 
 @dataclass(frozen=True)
 class FailRules:
-    """What ``--fail-on`` asks for: any overflow, any NaN/inf in the weights, SQNR below."""
+    """What the fail_on rules ask for: any overflow, any NaN/inf in the weights, SQNR below."""
 
     overflow: bool = False
     nan: bool = False
@@ -311,7 +311,7 @@ def parse_fail_rules(rules: list[str]) -> FailRules:
 
 
 def failures(report: ScanReport, rules: FailRules | list[str]) -> list[str]:
-    """The verdicts that break the ``--fail-on`` rules: overflow, nan, sqnr<DB."""
+    """The verdicts that break the fail_on rules: overflow, nan, sqnr<DB."""
     r = rules if isinstance(rules, FailRules) else parse_fail_rules(rules)
     out = []
     for t in report.tensors:

@@ -181,7 +181,7 @@ def _run(
 
 
 def _plot(source: str, name: str, fmts: list[Format], path: Path, allow_pickle: bool) -> None:
-    from dtlab.analysis.distribution import analyze
+    from dtlab.analysis.format_fit import analyze
     from dtlab.checkpoint import open_checkpoint, read_tensor
     from dtlab.render.plots import analysis_plot
 

@@ -6,7 +6,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from dtlab.analysis.distribution import Analysis, InputSummary
+from dtlab.analysis.format_fit import Analysis, InputSummary
 from dtlab.cast import CastReport
 from dtlab.numtext import approx_float as g
 

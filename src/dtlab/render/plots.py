@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from dtlab.analysis.comparison import QuantAnalysis
-from dtlab.analysis.distribution import Analysis
+from dtlab.analysis.format_fit import Analysis
 from dtlab.analysis.ops import DotExperiment
 from dtlab.formats import FloatFormat
 from dtlab.kernels import decode

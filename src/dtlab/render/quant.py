@@ -43,7 +43,8 @@ def quant_table(a: QuantAnalysis, source: str, shape: tuple[int, ...]) -> Render
             f"{m.underflow:,}",
         )
     notes = Text(
-        f"scales per channel along axis {a.channel_axis}; groups and blocks along axis "
+        f"scales per channel along axis {a.channel_axis} (one per tensor below rank 2, as in "
+        f"dtlab model memory); groups and blocks along axis "
         f"{a.group_axis}; int formats symmetric unless :asym (unsigned: always), absmax unless "
         ":mse or :pNN; MX scale rule floor (OCP) unless given"
     )

@@ -21,7 +21,7 @@ def _g(x: float, digits: int = 3) -> str:
 def downcasting() -> Chapter:
     import torch
 
-    from dtlab.analysis.distribution import analyze
+    from dtlab.analysis.format_fit import analyze
     from dtlab.analysis.ops import dot
     from dtlab.formats import get_format
     from dtlab.kernels import quantize

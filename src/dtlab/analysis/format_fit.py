@@ -1,4 +1,5 @@
-"""Does this tensor fit these formats? Its binade histogram, and every format's metrics."""
+"""How a tensor fits formats (the analysis behind dtlab cast): its binade histogram against
+each format's range, and every format's error metrics, best first."""
 
 from __future__ import annotations
 
