@@ -14,7 +14,7 @@ from dtlab.formats import Format
 from dtlab.inputs import Loaded
 from dtlab.kernels import quantize
 from dtlab.modes import Overflow, Rounding, Subnormals
-from dtlab.outputs import check_output_path
+from dtlab.outputs import check_output_path, write_atomic
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def cast_tensor(
     (stochastic rounding draws the same bits for both, from ``seed``)."""
     x = loaded.tensor
     if output is not None:
-        _check_output(output, len(fmts))
+        _check_output(output, len(fmts), loaded.files)
     result = analyze(
         x,
         fmts,
@@ -66,9 +66,9 @@ def cast_tensor(
     )
 
 
-def _check_output(path: Path, count: int) -> None:
+def _check_output(path: Path, count: int, inputs: tuple[Path, ...]) -> None:
     hint = "write .safetensors, .npy (one format) or .pt"
-    check_output_path(path, (".safetensors", ".npy", ".pt"), hint)
+    check_output_path(path, (".safetensors", ".npy", ".pt"), hint, inputs=inputs)
     if path.suffix.lower() == ".npy" and count != 1:
         raise OptionError(
             f"{path}: a .npy file holds one tensor; give one format or use .safetensors"
@@ -76,6 +76,10 @@ def _check_output(path: Path, count: int) -> None:
 
 
 def _save(path: Path, results: dict[str, torch.Tensor]) -> None:
+    write_atomic(path, lambda tmp: _write(tmp, results))
+
+
+def _write(path: Path, results: dict[str, torch.Tensor]) -> None:
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         from safetensors.torch import save_file

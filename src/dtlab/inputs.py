@@ -65,6 +65,7 @@ class Loaded:
     source: str  # what the user wrote
     name: str  # tensor name (file stem, tensor name, or the distribution)
     tensor: torch.Tensor
+    files: tuple[Path, ...] = ()  # the files it was read from: outputs may not overwrite them
 
 
 def load_tensor(spec: str, *, seed: int = 0, allow_pickle: bool = False) -> Loaded:
@@ -83,7 +84,8 @@ def load_tensor(spec: str, *, seed: int = 0, allow_pickle: bool = False) -> Load
     if path.is_file() and path.suffix.lower() == ".npy":
         if name is not None:
             raise InputError(f"{show(path)}: a .npy file holds one array; drop :{name}")
-        return Loaded(source=text, name=path.stem, tensor=_float(_load_npy(path), text))
+        tensor = _float(_load_npy(path), text)
+        return Loaded(source=text, name=path.stem, tensor=tensor, files=(path,))
     if path.is_file() and not path.name.lower().endswith(_CHECKPOINT_SUFFIXES):
         raise InputAdvice(
             f"{show(path)}: unknown kind of file; use .npy, .safetensors[:NAME], a model "
@@ -91,8 +93,8 @@ def load_tensor(spec: str, *, seed: int = 0, allow_pickle: bool = False) -> Load
             "allow_pickle",
             " .pt/.pth/.bin/.ckpt[:NAME]",
         )
-    chosen, tensor = _load_checkpoint(path, name, allow_pickle=allow_pickle)
-    return Loaded(source=text, name=chosen, tensor=_float(tensor, text))
+    chosen, tensor, files = _load_checkpoint(path, name, allow_pickle=allow_pickle)
+    return Loaded(source=text, name=chosen, tensor=_float(tensor, text), files=files)
 
 
 def split_source(text: str) -> tuple[Path, str | None]:
@@ -112,13 +114,13 @@ def split_source(text: str) -> tuple[Path, str | None]:
 
 def _load_checkpoint(
     path: Path, name: str | None, *, allow_pickle: bool
-) -> tuple[str, torch.Tensor]:
+) -> tuple[str, torch.Tensor, tuple[Path, ...]]:
     try:
         ckpt = open_checkpoint(path, allow_pickle=allow_pickle)
     except CheckpointError as exc:
         raise _unreadable(path, exc) from None
     chosen = _pick(path, name, ckpt.names)
-    return chosen, read_tensor(ckpt, chosen)
+    return chosen, read_tensor(ckpt, chosen), ckpt.files
 
 
 def _unreadable(path: Path, exc: CheckpointError) -> CheckpointError:

@@ -25,7 +25,14 @@ from dtlab.checkpoint.header import (
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["REFUSAL", "Checkpoint", "PickleRefused", "open_checkpoint", "refuse_pickle"]
+__all__ = [
+    "REFUSAL",
+    "Checkpoint",
+    "PickleRefused",
+    "input_files",
+    "open_checkpoint",
+    "refuse_pickle",
+]
 
 REFUSAL = (
     "refusing to unpickle: a pickle can run arbitrary code when loaded. Convert it to "
@@ -73,6 +80,12 @@ class Checkpoint:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {e.name: e for e in self.tensors})
         object.__setattr__(self, "_tied_to", {n: g[0] for g in self.tied for n in g[1:]})
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every file this checkpoint reads: the one it was opened by (a .safetensors file, the
+        index or the pickle) and each shard, in order, once each."""
+        return tuple(dict.fromkeys([self.source, *(Path(e.file) for e in self.tensors)]))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -135,3 +148,13 @@ def open_checkpoint(path: str | os.PathLike[str], *, allow_pickle: bool = False)
     return Checkpoint(
         path=given, kind=src.kind, source=src.file, tensors=entries, tied=tied, headers=headers
     )
+
+
+def input_files(path: str | os.PathLike[str]) -> tuple[Path, ...]:
+    """The files a checkpoint at ``path`` is read from (the file, or the index and its shards),
+    found from the headers alone: a pickle is named, not loaded. For refusing outputs that
+    would overwrite an input."""
+    src = find_source(Path(path))
+    if src.kind is CheckpointKind.SHARDED:
+        return tuple(dict.fromkeys([src.file, *(h.file for h in read_index(src.file))]))
+    return (src.file,)

@@ -18,7 +18,7 @@ from dtlab.cli.common import (
 from dtlab.cli.value_cmds import OVERFLOW_HELP, ROUNDING_HELP
 from dtlab.defaults import CAST_FORMATS, joined
 from dtlab.modes import Overflow, Rounding, Subnormals
-from dtlab.outputs import check_plot_path
+from dtlab.outputs import check_distinct, check_plot_path
 
 
 @guarded
@@ -67,6 +67,7 @@ def cast_cmd(
     fmts = parse_formats(as_)
     if plot is not None:
         check_plot_path(plot)
+    check_distinct([output, plot])
     mode = Rounding.parse(rounding)
     policy = Overflow.parse(overflow) if overflow else None
     loaded = load_tensor(source, seed=seed, allow_pickle=allow_pickle)

@@ -21,7 +21,7 @@ from dtlab.cli.common import (
     split_list,
 )
 from dtlab.defaults import MEMORY_TARGETS, SCAN_BUDGET_BYTES, SCAN_FORMATS, SCAN_SQNR_DB, joined
-from dtlab.outputs import check_plot_path
+from dtlab.outputs import check_distinct, check_plot_path, check_writable, write_text
 
 if TYPE_CHECKING:
     from dtlab.checkpoint.scan import Progress as ScanProgress
@@ -116,6 +116,8 @@ def scan_cmd(
       dtlab model scan model.safetensors --workers 2 --csv scan.csv --markdown scan.md
       dtlab model scan --plot-tensor encoder.layer.0.output.dense.weight --plot w.png
     """
+    from dtlab.checkpoint import embedded_model
+    from dtlab.checkpoint.handle import input_files
     from dtlab.checkpoint.scan import failures, parse_fail_rules
     from dtlab.render.memory import EMBEDDED
     from dtlab.render.model import scan_csv, scan_markdown, scan_view
@@ -125,16 +127,21 @@ def scan_cmd(
     rules = parse_fail_rules(split_list(fail_on))
     if (plot_tensor is None) != (plot is None):
         raise fail("--plot-tensor and --plot go together")
+    inputs = input_files(path or embedded_model())
     if plot is not None:
-        check_plot_path(plot)
+        check_plot_path(plot, inputs=inputs)
+    for out in (csv_out, md_out):
+        if out is not None:
+            check_writable(out, inputs=inputs)
+    check_distinct([plot, csv_out, md_out])
     show_progress = not as_json and console.is_terminal
     report = _run(path, fmts, sqnr, budget, workers, allow_pickle, show_progress)
     if plot_tensor is not None and plot is not None:
         _plot(report.source, plot_tensor, fmts, plot, allow_pickle)
     if csv_out is not None:
-        csv_out.write_text(scan_csv(report))
+        write_text(csv_out, scan_csv(report))
     if md_out is not None:
-        md_out.write_text(scan_markdown(report))
+        write_text(md_out, scan_markdown(report))
     if as_json:
         emit_json("dtlab.scan/1", report)
     else:

@@ -13,7 +13,7 @@ from dtlab.analysis.format_fit import Analysis
 from dtlab.analysis.ops import DotExperiment
 from dtlab.formats import FloatFormat
 from dtlab.kernels import decode
-from dtlab.outputs import check_plot_path
+from dtlab.outputs import check_plot_path, write_atomic
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 SAMPLE = 200_000  # values drawn for the linear histogram
@@ -39,7 +39,7 @@ def analysis_plot(a: Analysis, x: torch.Tensor, path: Path, title: str) -> None:
     _sqnr(bottom, a)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
 
 
@@ -143,7 +143,7 @@ def dot_plot(e: DotExperiment, path: Path) -> None:
     ax.set_title(f"dot product of {e.n:,} values ({e.source})")
     ax.tick_params(axis="x", labelsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
 
 
@@ -163,5 +163,5 @@ def quant_plot(a: QuantAnalysis, path: Path, title: str) -> None:
     ax.set_title(f"quantizing {title}")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
