@@ -157,3 +157,56 @@ def test_check_writable_names_the_input(tmp_path: Path) -> None:
     with pytest.raises(OptionError, match="is an input"):
         check_writable(tmp_path / "." / "a.csv", inputs=[a])
     check_writable(tmp_path / "b.csv", inputs=[a])  # a new file beside it is fine
+
+
+# ---- inputs that would hang: FIFOs and other non-regular files ------------------------------
+
+
+def fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["x.npy", "x.pt", "x.safetensors", "model.safetensors.index.json"])
+def test_a_named_pipe_given_as_input_is_refused_at_once(tmp_path: Path, name: str) -> None:
+    p = fifo(tmp_path / name)
+    commands = [["cast", str(p)], ["model", "scan", str(p)], ["model", "memory", str(p)]]
+    for args in commands:
+        code, err = run_bounded([*args, "--allow-pickle"])
+        assert code == 2 and "named pipe" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("where", ["single", "shard", "glob", "index"])
+def test_a_named_pipe_inside_a_model_folder_is_refused(tmp_path: Path, where: str) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    if where == "single":
+        fifo(folder / "model.safetensors")
+    elif where == "glob":
+        fifo(folder / "weights.safetensors")
+    else:
+        save_file({"a": torch.ones(2, 2)}, str(folder / "s1.safetensors"))
+        index = {"metadata": {}, "weight_map": {"a": "s1.safetensors", "b": "s2.safetensors"}}
+        if where == "shard":
+            fifo(folder / "s2.safetensors")
+            (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+        else:
+            fifo(folder / "model.safetensors.index.json")
+    code, err = run_bounded(["model", "memory", str(folder)])
+    assert code == 2 and err.count("\n") == 1, err
+    assert "named pipe" in err or "not a file" in err, err
+
+
+def run_bounded(args: list[str]) -> tuple[int, str]:
+    """The real command in a child process, killed after 60 s: a hang fails the test instead
+    of stopping the suite."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "from dtlab.cli.app import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.returncode, done.stderr

@@ -37,7 +37,7 @@ import torch
 
 from dtlab.checkpoint import CheckpointError, open_checkpoint, read_tensor
 from dtlab.checkpoint.files import PICKLE_SUFFIXES
-from dtlab.checkpoint.header import show
+from dtlab.checkpoint.header import check_regular, show
 from dtlab.errors import DtlabError, OptionAdvice, ParseError, first_line
 from dtlab.values import parse_value
 
@@ -81,6 +81,8 @@ def load_tensor(spec: str, *, seed: int = 0, allow_pickle: bool = False) -> Load
     path, name = split_source(text)
     if not path.exists():
         raise InputError(f"{show(path)}: no such file (or write a distribution such as normal:1e6)")
+    if not path.is_dir():
+        check_regular(path)  # a FIFO would block the read forever
     if path.is_file() and path.suffix.lower() == ".npy":
         if name is not None:
             raise InputError(f"{show(path)}: a .npy file holds one array; drop :{name}")

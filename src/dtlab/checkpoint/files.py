@@ -22,6 +22,7 @@ from dtlab.checkpoint.header import (
     CheckpointAdvice,
     CheckpointError,
     Header,
+    check_regular,
     parse_json,
     read_header,
     show,
@@ -62,6 +63,7 @@ def find_source(path: Path) -> Source:
         )
     if not path.exists():
         raise CheckpointError(f"{show(path)}: no such file or folder")
+    check_regular(path)
     name = path.name.lower()
     if name.endswith(".safetensors"):
         return Source(CheckpointKind.SAFETENSORS, path)
@@ -91,7 +93,7 @@ def _in_folder(folder: Path) -> Source | None:
     ):
         found = sorted(folder.glob(pattern))
         if len(found) == 1:
-            return Source(kind, found[0])
+            return Source(kind, check_regular(found[0]))
         if len(found) > 1:
             names = ", ".join(p.name for p in found[:4])
             raise CheckpointError(f"{show(folder)}: several {pattern} files ({names}): name one")
@@ -147,6 +149,7 @@ def read_index(index: Path) -> tuple[Header, ...]:
 
 def _weight_map(index: Path) -> dict[str, str]:
     where = show(index)
+    check_regular(index)
     try:
         size = index.stat().st_size
         if size > MAX_HEADER_BYTES:

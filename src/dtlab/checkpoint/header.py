@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,12 +168,28 @@ def parse_json(raw: bytes, where: str, what: str) -> Any:
         raise CheckpointError(f"{where}: {what} is not valid JSON ({first_line(exc)})") from None
 
 
+def check_regular(path: Path) -> Path:
+    """``path`` when it is a regular file (symlinks followed); a FIFO, a device or a socket
+    would block or never end when read, so it is refused by name before anything opens it."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise CheckpointError(f"{show(path)}: cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(mode):
+        kind = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "not a regular file"
+        if stat.S_ISDIR(mode):
+            kind = "a folder"
+        raise CheckpointError(f"{show(path)}: {kind}; dtlab reads regular files only")
+    return path
+
+
 def read_header(path: Path) -> Header:
     """Read and check the header of a .safetensors file, reading no tensor data.
 
     Raises CheckpointError naming the file and the first problem found.
     """
     where = show(path)
+    check_regular(path)
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
