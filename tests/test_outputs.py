@@ -210,3 +210,21 @@ def run_bounded(args: list[str]) -> tuple[int, str]:
         timeout=60,
     )
     return done.returncode, done.stderr
+
+
+# ---- verdicts that must not pass ------------------------------------------------------------
+
+
+def test_an_empty_checkpoint_fails_a_fail_on_check(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.safetensors"
+    save_file({"ids": torch.arange(4)}, str(empty))  # integers only: nothing to scan
+    r = runner.invoke(app, ["model", "scan", str(empty), "--fail-on", "overflow"])
+    assert r.exit_code == 1 and "nothing to check" in r.stderr, r.stderr
+    assert "every tensor is safe" not in r.stdout and "no floating-point tensor" in r.stdout
+    assert runner.invoke(app, ["model", "scan", str(empty)]).exit_code == 0  # no check asked
+
+
+@pytest.mark.parametrize("args", [["--fail-on", "sqnr<nan"], ["--fail-on", "sqnr<inf"],
+                                  ["--sqnr", "nan"], ["--sqnr", "inf"]])  # fmt: skip
+def test_thresholds_that_mean_nothing_are_refused(files: dict[str, Path], args: list[str]) -> None:
+    refused(["model", "scan", str(files["st"]), *args], "", [files["st"]])

@@ -119,6 +119,8 @@ def scan_checkpoint(
     source = str(path) if path is not None else str(embedded_model())
     if workers < 1:
         raise OptionError("workers must be at least 1")
+    if not math.isfinite(sqnr_threshold_db):
+        raise OptionError(f"the SQNR threshold is a finite number of dB, not {sqnr_threshold_db}")
     if memory_budget < 1 << 20:
         raise OptionError("the memory budget must be at least 1 MiB")
     ckpt = open_checkpoint(source, allow_pickle=allow_pickle)
@@ -304,6 +306,8 @@ def parse_fail_rules(rules: list[str]) -> FailRules:
             try:
                 floor = float(r[5:])
             except ValueError:
+                floor = math.nan
+            if not math.isfinite(floor):  # sqnr<nan would pass everything, sqnr<inf fail it
                 raise OptionValueError("", "fail_on", f" {rule!r}: write sqnr<20 (dB)") from None
         else:
             raise OptionValueError("", "fail_on", f" {rule!r}: choose overflow, nan or sqnr<DB")
@@ -313,6 +317,10 @@ def parse_fail_rules(rules: list[str]) -> FailRules:
 def failures(report: ScanReport, rules: FailRules | list[str]) -> list[str]:
     """The verdicts that break the fail_on rules: overflow, nan, sqnr<DB."""
     r = rules if isinstance(rules, FailRules) else parse_fail_rules(rules)
+    if (r.overflow or r.nan or r.sqnr_below is not None) and not any(
+        t.verdicts for t in report.tensors
+    ):  # a check that looked at nothing has not passed
+        return ["nothing to check: the checkpoint has no floating-point tensor to scan"]
     out = []
     for t in report.tensors:
         for v in t.verdicts:

@@ -148,7 +148,8 @@ def scan_cmd(
         emit(scan_view(report, show_all, None if path else EMBEDDED))
     broken = failures(report, rules)
     if broken:  # exit status 1: the check failed (2 is kept for bad input)
-        err_console.print(f"--fail-on: {len(broken)} verdicts, first: {broken[0]}", markup=False)
+        said = broken[0] if len(broken) == 1 else f"{len(broken)} verdicts, first: {broken[0]}"
+        err_console.print(f"--fail-on: {said}", markup=False)
         raise typer.Exit(1)
 
 

@@ -66,7 +66,11 @@ def scan_view(r: ScanReport, show_all: bool, label: str | None = None) -> Render
         )
         rows.add_row(t.name, t.dtype, f"{t.absmax:.4g}", verdicts)
     parts: list[RenderableType] = [head, summary, worst]
-    parts.append(rows if shown else Text("every tensor is safe in every format"))
+    scanned = any(t.verdicts for t in r.tensors)
+    nothing = "no floating-point tensor to scan"
+    parts.append(
+        rows if shown else Text("every tensor is safe in every format" if scanned else nothing)
+    )
     return Group(*parts)
 
 
