@@ -23,8 +23,9 @@ import torch
 from dtlab.errors import OptionError
 from dtlab.formats import FloatFormat, Format
 from dtlab.formats.report import describe
-from dtlab.kernels import quantize
-from dtlab.kernels.api import as_format, c_module, prepare
+from dtlab.kernels import has_c_kernel, quantize
+from dtlab.kernels.native import DotAccumulation, dot_sequential
+from dtlab.kernels.params import as_format, prepare
 from dtlab.modes import Overflow, Rounding, parse_enum
 
 MAX_SEQUENTIAL_TORCH = 1 << 16  # without the C kernel a sequential sum is a Python loop
@@ -128,16 +129,13 @@ def _sum_in_format(
     """a·b (vectors of fmt's values) accumulated as asked."""
     if acc is Accumulate.FLOAT64:
         return float(torch.dot(a, b))
-    c = c_module()
     prep = prepare(fmt, mode, policy, "keep")
-    if acc in (Accumulate.FLOAT32, Accumulate.FORMAT) and c is not None:
-        ac, bc = a.contiguous(), b.contiguous()
-        kind = 1 if acc is Accumulate.FLOAT32 else 0
-        if kind == 0 and _wide(fmt):
-            kind = 2
-        return float(
-            c.dot_seq(ac.data_ptr(), bc.data_ptr(), ac.numel(), prep.ints, prep.floats, 0, kind)
-        )
+    if acc in (Accumulate.FLOAT32, Accumulate.FORMAT) and has_c_kernel():
+        if acc is Accumulate.FLOAT32:
+            kind = DotAccumulation.FLOAT32_FMA
+        else:
+            kind = DotAccumulation.FLOAT64_FMA if _wide(fmt) else DotAccumulation.FORMAT
+        return dot_sequential(a, b, prep, kind)
     if acc is Accumulate.FLOAT32:
         return float(torch.dot(a.float(), b.float()))  # torch's own order, documented
     v = a * b  # products of two values of the format: exact in float64
