@@ -53,6 +53,7 @@ PyObject *py_dot_seq(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
             double t = add_round_to_odd(s, a[i] * b[i]);
             s = q64(t, &p, m, (uint64_t)i);
         }
+        if (n == 0) s = q64(s, &p, m, 0); /* the empty sum: Q(0), a value of the format too */
     }
     Py_END_ALLOW_THREADS
     return PyFloat_FromDouble(s);
