@@ -1,16 +1,22 @@
 """Accumulating in the format (issue 16): every result of a "format" or "pairwise" sum is a
 value of the format, for every length (0 and 1 included), and equals an exact emulation of
-the documented order of sums built from Fractions and the exact scalar path."""
+the documented order of sums built from Fractions and the exact scalar path. And a cosine
+is never above 1: exactly 1 for a cast that changes nothing."""
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from functools import cache
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dtlab.analysis.ops as ops
+from dtlab.analysis.elementwise import format_metrics
+from dtlab.analysis.metrics import cosine, measure
 from dtlab.analysis.ops import dot, matmul
 from dtlab.formats import Format, get_format
 from dtlab.kernels import has_c_kernel, quantize
@@ -116,3 +122,39 @@ def test_matmul_in_the_format_is_the_exact_tree_for_every_inner_dimension(
         r = matmul(a, b, name, accumulate=accumulate)
         assert r.shape == (m, k, n)
         assert r.rel_error_rounding == ops._rel(got, a @ b)
+
+
+@pytest.mark.parametrize("name", ["bfloat16", "float16", "float32"])
+@pytest.mark.parametrize("backend", ["c", "torch"])
+def test_the_cosine_of_an_exact_cast_is_exactly_one(name: str, backend: str) -> None:
+    if backend == "c" and not has_c_kernel():
+        pytest.skip("the C kernel is not built")
+    dtype = getattr(torch, name)
+    for seed in range(20):
+        g = torch.Generator().manual_seed(seed)
+        x = (torch.randn(1000 + seed, generator=g) * 10.0 ** (seed % 7 - 3)).to(dtype)
+        m = format_metrics(x, name, backend=backend)
+        assert m.cosine == 1.0 and m.rmse == 0.0, seed
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(-(2.0**100), 2.0**100, width=32), min_size=1, max_size=40),
+    st.sampled_from(["float8_e4m3fn", "float8_e5m2", "bfloat16", "float16", "int8", "float32"]),
+)
+def test_a_cosine_is_never_above_one(values: list[float], name: str) -> None:
+    x = torch.tensor(values, dtype=torch.float32)
+    for backend in ["c", "torch"] if has_c_kernel() else ["torch"]:
+        c = format_metrics(x, name, overflow="saturate", backend=backend).cosine
+        assert math.isnan(c) or -1.0 <= c <= 1.0, (backend, c)
+    if bool((x != 0).any()):
+        assert measure(x, x).cosine == 1.0
+        assert format_metrics(x, "float32").cosine == 1.0
+
+
+@given(st.floats(1e-150, 1e150), st.floats(1e-3, 1e3))
+def test_cosine_of_equal_sums_is_one_and_of_any_sums_at_most_one(xx: float, t: float) -> None:
+    assert cosine(xx, xx, xx) == 1.0
+    assert cosine(-xx, xx, xx) == -1.0
+    qq = xx * t
+    assert -1.0 <= cosine(math.sqrt(xx) * math.sqrt(qq), xx, qq) <= 1.0

@@ -71,8 +71,9 @@ def test_a_module_with_another_layout_is_not_used(attr: str) -> None:
 def test_the_metrics_come_back_by_name() -> None:
     x = torch.tensor([1.0, 2.0, 0.1, 1000.0, float("nan"), -float("inf"), 0.0, 1e-9])
     prep = prepare("fp8", "nearest-even", None, "keep")
-    limits = MetricLimits(pos=464.0, pos_inclusive=True, neg=464.0, neg_inclusive=True,
-                          tiny=2.0**-6)  # fmt: skip
+    limits = MetricLimits(
+        pos=464.0, pos_inclusive=True, neg=464.0, neg_inclusive=True, tiny=2.0**-6
+    )
     m = native.fused_metrics(x, prep, 0, limits)
     assert isinstance(m, MetricSums)
     assert (m.nan, m.inf, m.count, m.rel_count, m.nonfinite) == (1, 1, 5, 4, 1)

@@ -80,10 +80,31 @@ class KernelParams:
 
 # The order in which the C kernel reads KernelParams (PARAM_INTS and PARAM_FLOATS in
 # _kernel.h); fits_float32 only chooses the lanes. A test holds both sides to these lists.
-INT_FIELDS = ("is_int", "man_bits", "emin", "low_region", "neg_zero", "rounding", "flush",
-              "saturate", "signed", "int_bits", "wrap")  # fmt: skip
-FLOAT_FIELDS = ("max_value", "v1", "tiny", "overflow_value", "nan_out", "pos_inf_out",
-                "neg_inf_out", "neg_out", "int_min", "int_max")  # fmt: skip
+INT_FIELDS = (
+    "is_int",
+    "man_bits",
+    "emin",
+    "low_region",
+    "neg_zero",
+    "rounding",
+    "flush",
+    "saturate",
+    "signed",
+    "int_bits",
+    "wrap",
+)
+FLOAT_FIELDS = (
+    "max_value",
+    "v1",
+    "tiny",
+    "overflow_value",
+    "nan_out",
+    "pos_inf_out",
+    "neg_inf_out",
+    "neg_out",
+    "int_min",
+    "int_max",
+)
 
 
 def _value(code: int, fmt: Format) -> float:
