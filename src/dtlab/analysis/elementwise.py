@@ -71,6 +71,23 @@ def overflow_limits(fmt: Format, rounding: Rounding) -> Limits:
     return Limits(*pos, *neg)
 
 
+def _tiny(f: Format) -> float:
+    """Non-zero results below this are subnormal (0: the format has no subnormals)."""
+    return float(f.smallest_normal) if isinstance(f, FloatFormat) and f.subnormals else 0.0
+
+
+@lru_cache(maxsize=512)
+def _metric_limits(f: Format, mode: Rounding) -> MetricLimits:
+    lim = overflow_limits(f, mode)
+    return MetricLimits(
+        pos=lim.pos,
+        pos_inclusive=lim.pos_inclusive,
+        neg=lim.neg,
+        neg_inclusive=lim.neg_inclusive,
+        tiny=_tiny(f),
+    )
+
+
 def format_metrics(
     x: torch.Tensor,
     fmt: Format | str,
@@ -113,18 +130,11 @@ def format_partial(
     f = as_format(fmt)
     mode = Rounding.parse(rounding)
     prep = prepare(f, mode, overflow, subnormals)
-    lim = overflow_limits(f, mode)
-    tiny = float(f.smallest_normal) if isinstance(f, FloatFormat) and f.subnormals else 0.0
     if has_c_kernel() and x.device.type == "cpu" and backend in ("auto", "c"):
         seed = seed_for(prep.params.rounding, generator)
-        limits = MetricLimits(
-            pos=lim.pos,
-            pos_inclusive=lim.pos_inclusive,
-            neg=lim.neg,
-            neg_inclusive=lim.neg_inclusive,
-            tiny=tiny,
-        )
-        return _partial_of(fused_metrics(x, prep, seed, limits), x.numel())
+        return _partial_of(fused_metrics(x, prep, seed, _metric_limits(f, mode)), x.numel())
+    lim = overflow_limits(f, mode)
+    tiny = _tiny(f)
     return _torch_partial(x, f, mode, overflow, subnormals, generator, lim, tiny)
 
 
@@ -163,7 +173,7 @@ def _partial_of(m: MetricSums, n: int) -> Partial:
         n=n,
         nan=m.nan,
         inf=m.inf,
-        count=m.count,
+        count=m.pairs,
         rel_count=m.rel_count,
         nonfinite=m.nonfinite,
         abs_sum=m.abs_sum,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 CHUNK = 1 << 22
+_MIN_NORMAL, _MAX_FLOAT = sys.float_info.min, sys.float_info.max
 
 
 @dataclass(frozen=True)
@@ -191,11 +192,13 @@ def cosine(xq: float, xx: float, qq: float) -> float:
     if xx == 0 or qq == 0:
         return math.nan
     product = xx * qq
-    if sys.float_info.min <= product <= sys.float_info.max:
+    if _MIN_NORMAL <= product <= _MAX_FLOAT:
         c = xq / math.sqrt(product)
     else:
         c = xq / (math.sqrt(xx) * math.sqrt(qq))
-    return c if math.isnan(c) else max(-1.0, min(1.0, c))
+    if c > 1.0:  # NaN stays NaN
+        return 1.0
+    return -1.0 if c < -1.0 else c
 
 
 def measure(

@@ -55,7 +55,7 @@ enum { DOT_ACCUMULATIONS(ENUM_MEMBER) N_DOT_ACCUMULATIONS };
 #define METRIC_SUMS(D, I)                                                                     \
     D(abs_sum) D(abs_max) D(sq_err) D(xx) D(qq) D(xq) D(rel_sum) D(rel_max)                    \
     D(xmax) /* the largest finite |x| */                                                       \
-    I(nan) I(inf) I(count) I(rel_count) I(nonfinite) I(underflow) I(subnormal) I(overflow)
+    I(nan) I(inf) I(pairs) I(rel_count) I(nonfinite) I(underflow) I(subnormal) I(overflow)
 /* the limits metrics takes, as dtlab.kernels.native.MetricLimits: X(name, PyArg format unit) */
 #define METRIC_LIMITS(X) X(tpos, pos, d) X(ipos, pos_inclusive, p) X(tneg, neg, d)              \
     X(ineg, neg_inclusive, p) X(tiny, tiny, d)

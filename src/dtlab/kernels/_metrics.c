@@ -41,7 +41,7 @@ typedef struct {
             s->xmax = (xfin && ax > s->xmax) ? ax : s->xmax;                                    \
             if (xfin && qfin) {                                                                 \
                 double d = fabs(qv - xv);                                                       \
-                s->count++;                                                                     \
+                s->pairs++;                                                                     \
                 s->abs_sum += d;                                                                \
                 s->abs_max = d > s->abs_max ? d : s->abs_max;                                   \
                 s->sq_err += d * d;                                                             \
@@ -396,7 +396,7 @@ AVX2FMA static void acc_f32_fast(const float *x, float *q, int64_t n, const limi
     }
     int64_t under = hsum_epi32(_mm256_and_si256(a.ev_us, low));
     int64_t small = hsum_epi32(_mm256_srli_epi32(a.ev_us, 16)); /* q = 0 or subnormal */
-    s->count += plain + a.events + c[7];
+    s->pairs += plain + a.events + c[7];
     s->rel_count += plain + a.events + c[0];
     s->underflow += under + c[1];
     s->subnormal += small - under + c[2];
@@ -419,7 +419,7 @@ static void merge(sums *a, const sums *b) {
     a->xmax = b->xmax > a->xmax ? b->xmax : a->xmax;
     a->nan += b->nan;
     a->inf += b->inf;
-    a->count += b->count;
+    a->pairs += b->pairs;
     a->rel_count += b->rel_count;
     a->nonfinite += b->nonfinite;
     a->underflow += b->underflow;

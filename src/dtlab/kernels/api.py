@@ -58,10 +58,11 @@ def quantize(
         raise OptionError("out must have x's shape, dtype and device")
     p = prep.params
     seed = seed_for(p.rounding, generator)
-    use_c = backend == "c" or (backend == "auto" and has_c_kernel())
+    c_built = has_c_kernel()
+    use_c = backend == "c" or (backend == "auto" and c_built)
     if backend not in ("auto", "c", "torch"):
         raise OptionError(f"unknown backend {backend!r}; choose auto, c or torch")
-    if use_c and has_c_kernel() and x.device.type == "cpu":
+    if use_c and c_built and x.is_cpu:
         return _quantize_c(x, prep, seed, out)
     if backend == "c":
         raise OptionError("the C kernel is not available here (not built, or not a CPU tensor)")
