@@ -518,7 +518,7 @@ def test_other_bad_inputs() -> None:
 
 def test_the_pure_torch_kernel_path_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
     """CUDA tensors take the pure-torch path of kernels.quantize; run it here on the CPU."""
-    import dtlab.kernels.api as api
+    import dtlab.kernels.native as native
 
     x = student_t((6, 50), df=3, seed=12)
     opts: list[dict[str, object]] = [
@@ -527,7 +527,7 @@ def test_the_pure_torch_kernel_path_gives_the_same_result(monkeypatch: pytest.Mo
         {"rounding": "nearest-away"},
     ]
     with_c = [iq(x, "int4", **o) for o in opts]  # type: ignore[arg-type]
-    monkeypatch.setattr(api, "_c", None)
+    monkeypatch.setattr(native, "_c", None)
     for o, a in zip(opts, with_c, strict=True):
         b = iq(x, "int4", **o)  # type: ignore[arg-type]
         assert torch.equal(a.codes, b.codes) and torch.equal(a.scales, b.scales)

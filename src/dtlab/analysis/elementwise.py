@@ -16,8 +16,9 @@ import torch
 
 from dtlab.analysis.metrics import ErrorMetrics, Partial, _Sums, measure_partial
 from dtlab.formats import FloatFormat, Format, IntFormat
-from dtlab.kernels import quantize
-from dtlab.kernels.api import as_format, c_module, prepare, seed_for
+from dtlab.kernels import has_c_kernel, quantize
+from dtlab.kernels.native import MetricLimits, MetricSums, fused_metrics
+from dtlab.kernels.params import as_format, prepare, seed_for
 from dtlab.modes import Overflow, Rounding, Subnormals
 
 
@@ -70,6 +71,23 @@ def overflow_limits(fmt: Format, rounding: Rounding) -> Limits:
     return Limits(*pos, *neg)
 
 
+def _tiny(f: Format) -> float:
+    """Non-zero results below this are subnormal (0: the format has no subnormals)."""
+    return float(f.smallest_normal) if isinstance(f, FloatFormat) and f.subnormals else 0.0
+
+
+@lru_cache(maxsize=512)
+def _metric_limits(f: Format, mode: Rounding) -> MetricLimits:
+    lim = overflow_limits(f, mode)
+    return MetricLimits(
+        pos=lim.pos,
+        pos_inclusive=lim.pos_inclusive,
+        neg=lim.neg,
+        neg_inclusive=lim.neg_inclusive,
+        tiny=_tiny(f),
+    )
+
+
 def format_metrics(
     x: torch.Tensor,
     fmt: Format | str,
@@ -87,8 +105,15 @@ def format_metrics(
     >>> m.overflow, m.underflow, m.nonfinite_output
     (1, 1, 1)
     """
-    return format_partial(x, fmt, rounding=rounding, overflow=overflow, subnormals=subnormals,
-                          generator=generator, backend=backend).finish()  # fmt: skip
+    return format_partial(
+        x,
+        fmt,
+        rounding=rounding,
+        overflow=overflow,
+        subnormals=subnormals,
+        generator=generator,
+        backend=backend,
+    ).finish()
 
 
 def format_partial(
@@ -105,24 +130,11 @@ def format_partial(
     f = as_format(fmt)
     mode = Rounding.parse(rounding)
     prep = prepare(f, mode, overflow, subnormals)
-    lim = overflow_limits(f, mode)
-    tiny = float(f.smallest_normal) if isinstance(f, FloatFormat) and f.subnormals else 0.0
-    c = c_module()
-    if c is not None and x.device.type == "cpu" and backend in ("auto", "c"):
-        src = x.detach()
-        if src.dtype not in (torch.float32, torch.float64) or not prep.params.fits_float32:
-            src = src.to(torch.float64 if not prep.params.fits_float32 else torch.float32)
-        src = src.contiguous()
+    if has_c_kernel() and x.device.type == "cpu" and backend in ("auto", "c"):
         seed = seed_for(prep.params.rounding, generator)
-        kind = 32 if src.dtype == torch.float32 else 64
-        limits = (lim.pos, lim.pos_inclusive, lim.neg, lim.neg_inclusive, tiny)
-        r = c.metrics(kind, src.data_ptr(), src.numel(), prep.ints, prep.floats, seed, limits)
-        s = _Sums(
-            n=src.numel(), nan=r[8], inf=r[9], count=r[10], rel_count=r[11], nonfinite=r[12],
-            abs_sum=r[0], abs_max=r[1], sq_err=r[2], xx=r[3], qq=r[4], xq=r[5], rel_sum=r[6],
-            rel_max=r[7], xmax=r[16], xfinite=r[8] + r[9] < src.numel(),
-        )  # fmt: skip
-        return Partial(s, overflow=r[15], underflow=r[13], subnormal=r[14])
+        return _partial_of(fused_metrics(x, prep, seed, _metric_limits(f, mode)), x.numel())
+    lim = overflow_limits(f, mode)
+    tiny = _tiny(f)
     return _torch_partial(x, f, mode, overflow, subnormals, generator, lim, tiny)
 
 
@@ -136,8 +148,15 @@ def _torch_partial(
     lim: Limits,
     tiny: float,
 ) -> Partial:
-    q = quantize(x, f, rounding=mode, overflow=overflow, subnormals=subnormals,
-                 generator=generator, backend="torch")  # fmt: skip
+    q = quantize(
+        x,
+        f,
+        rounding=mode,
+        overflow=overflow,
+        subnormals=subnormals,
+        generator=generator,
+        backend="torch",
+    )
 
     def events(xs: torch.Tensor, qs: torch.Tensor) -> tuple[int, int]:
         a = xs.abs()
@@ -147,3 +166,25 @@ def _torch_partial(
         return over, int(((qs != 0) & (qs.abs() < tiny)).sum())
 
     return measure_partial(x, q, events)
+
+
+def _partial_of(m: MetricSums, n: int) -> Partial:
+    s = _Sums(
+        n=n,
+        nan=m.nan,
+        inf=m.inf,
+        count=m.pairs,
+        rel_count=m.rel_count,
+        nonfinite=m.nonfinite,
+        abs_sum=m.abs_sum,
+        abs_max=m.abs_max,
+        sq_err=m.sq_err,
+        rel_sum=m.rel_sum,
+        rel_max=m.rel_max,
+        xx=m.xx,
+        qq=m.qq,
+        xq=m.xq,
+        xmax=m.xmax,
+        xfinite=m.nan + m.inf < n,
+    )
+    return Partial(s, overflow=m.overflow, underflow=m.underflow, subnormal=m.subnormal)

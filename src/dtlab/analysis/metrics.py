@@ -7,12 +7,14 @@ what the tests check them against (relative tolerance 1e-12). Counts are exact.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 CHUNK = 1 << 22
+_MIN_NORMAL, _MAX_FLOAT = sys.float_info.min, sys.float_info.max
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class ErrorMetrics:
     max_rel_error: float
     mean_rel_error: float
     sqnr_db: float  # 10 log10(sum x^2 / sum (q - x)^2); inf when nothing changed
-    cosine: float  # cosine similarity of x and q over the finite pairs
+    cosine: float  # cosine similarity of x and q over the finite pairs, in [-1, 1]
     input_absmax: float = math.nan  # largest finite |x| (nan when there is none)
 
 
@@ -69,12 +71,23 @@ class _Sums:
 
     def merged(self, o: _Sums) -> _Sums:
         return _Sums(
-            self.n + o.n, self.nan + o.nan, self.inf + o.inf, self.count + o.count,
-            self.rel_count + o.rel_count, self.nonfinite + o.nonfinite, self.abs_sum + o.abs_sum,
-            max(self.abs_max, o.abs_max), self.sq_err + o.sq_err, self.rel_sum + o.rel_sum,
-            max(self.rel_max, o.rel_max), self.xx + o.xx, self.qq + o.qq, self.xq + o.xq,
-            max(self.xmax, o.xmax), self.xfinite or o.xfinite,
-        )  # fmt: skip
+            n=self.n + o.n,
+            nan=self.nan + o.nan,
+            inf=self.inf + o.inf,
+            count=self.count + o.count,
+            rel_count=self.rel_count + o.rel_count,
+            nonfinite=self.nonfinite + o.nonfinite,
+            abs_sum=self.abs_sum + o.abs_sum,
+            abs_max=max(self.abs_max, o.abs_max),
+            sq_err=self.sq_err + o.sq_err,
+            rel_sum=self.rel_sum + o.rel_sum,
+            rel_max=max(self.rel_max, o.rel_max),
+            xx=self.xx + o.xx,
+            qq=self.qq + o.qq,
+            xq=self.xq + o.xq,
+            xmax=max(self.xmax, o.xmax),
+            xfinite=self.xfinite or o.xfinite,
+        )
 
     def add(self, x: torch.Tensor, q: torch.Tensor) -> int:
         """Add a chunk; return its underflow count (non-zero finite x with q zero)."""
@@ -118,8 +131,12 @@ class Partial:
     subnormal: int
 
     def merged(self, o: Partial) -> Partial:
-        return Partial(self.sums.merged(o.sums), self.overflow + o.overflow,
-                       self.underflow + o.underflow, self.subnormal + o.subnormal)  # fmt: skip
+        return Partial(
+            sums=self.sums.merged(o.sums),
+            overflow=self.overflow + o.overflow,
+            underflow=self.underflow + o.underflow,
+            subnormal=self.subnormal + o.subnormal,
+        )
 
     def finish(self) -> ErrorMetrics:
         return finish(self.sums, self.overflow, self.underflow, self.subnormal)
@@ -142,14 +159,46 @@ def finish(s: _Sums, overflow: int, underflow: int, subnormal: int) -> ErrorMetr
         sqnr = -math.inf
     else:
         sqnr = 10 * math.log10(s.xx / s.sq_err)
-    denom = math.sqrt(s.xx) * math.sqrt(s.qq)
     return ErrorMetrics(
-        s.n, s.nan, s.inf, overflow, underflow, subnormal, s.nonfinite,
-        s.abs_max if s.count else math.nan, ratio(s.abs_sum, s.count),
-        math.sqrt(ratio(s.sq_err, s.count)) if s.count else math.nan,
-        s.rel_max if s.rel_count else math.nan, ratio(s.rel_sum, s.rel_count),
-        sqnr, s.xq / denom if denom else math.nan, s.xmax if s.xfinite else math.nan,
-    )  # fmt: skip
+        n=s.n,
+        input_nan=s.nan,
+        input_inf=s.inf,
+        overflow=overflow,
+        underflow=underflow,
+        subnormal=subnormal,
+        nonfinite_output=s.nonfinite,
+        max_abs_error=s.abs_max if s.count else math.nan,
+        mean_abs_error=ratio(s.abs_sum, s.count),
+        rmse=math.sqrt(ratio(s.sq_err, s.count)) if s.count else math.nan,
+        max_rel_error=s.rel_max if s.rel_count else math.nan,
+        mean_rel_error=ratio(s.rel_sum, s.rel_count),
+        sqnr_db=sqnr,
+        cosine=cosine(s.xq, s.xx, s.qq),
+        input_absmax=s.xmax if s.xfinite else math.nan,
+    )
+
+
+def cosine(xq: float, xx: float, qq: float) -> float:
+    """xq / sqrt(xx qq), never outside [-1, 1]; NaN when xx or qq is zero.
+
+    Where xx * qq neither overflows nor underflows, sqrt(xx * qq) is exactly xx when qq == xx
+    (in binary floating point, sqrt(x * x) rounds back to |x|), so that a tensor that rounding
+    left unchanged has a cosine of exactly 1. Rounding in the sums can still push the quotient
+    an ulp past 1 (Cauchy-Schwarz holds for the exact sums): the result is clamped.
+
+    >>> cosine(2.0, 2.0, 2.0), cosine(-1.0, 1.0, 1.0)
+    (1.0, -1.0)
+    """
+    if xx == 0 or qq == 0:
+        return math.nan
+    product = xx * qq
+    if _MIN_NORMAL <= product <= _MAX_FLOAT:
+        c = xq / math.sqrt(product)
+    else:
+        c = xq / (math.sqrt(xx) * math.sqrt(qq))
+    if c > 1.0:  # NaN stays NaN
+        return 1.0
+    return -1.0 if c < -1.0 else c
 
 
 def measure(

@@ -8,6 +8,11 @@ product of two values of the format is exact in float64, and each addition is ma
 rounding the exact sum (Boldo and Melquiond, "Emulation of FMA and correctly rounded sums:
 proved algorithms using rounding to odd", IEEE TC 2008). Formats of more than 51
 significant bits (float64) accumulate in plain float64.
+
+"format" adds the products in order: s = Q(s + a[i] * b[i]) from s = 0. "pairwise" adds
+neighbours level by level, a level of odd length (one term included) padded with a zero,
+until one sum is left; each sum rounded into the format once. Either way the result is a
+value of the format, whatever the length: the sum of no terms is Q(0).
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ import torch
 from dtlab.errors import OptionError
 from dtlab.formats import FloatFormat, Format
 from dtlab.formats.report import describe
-from dtlab.kernels import quantize
-from dtlab.kernels.api import as_format, c_module, prepare
+from dtlab.kernels import has_c_kernel, quantize
+from dtlab.kernels.native import DotAccumulation, dot_sequential
+from dtlab.kernels.params import as_format, prepare
 from dtlab.modes import Overflow, Rounding, parse_enum
 
 MAX_SEQUENTIAL_TORCH = 1 << 16  # without the C kernel a sequential sum is a Python loop
@@ -128,16 +134,13 @@ def _sum_in_format(
     """a·b (vectors of fmt's values) accumulated as asked."""
     if acc is Accumulate.FLOAT64:
         return float(torch.dot(a, b))
-    c = c_module()
     prep = prepare(fmt, mode, policy, "keep")
-    if acc in (Accumulate.FLOAT32, Accumulate.FORMAT) and c is not None:
-        ac, bc = a.contiguous(), b.contiguous()
-        kind = 1 if acc is Accumulate.FLOAT32 else 0
-        if kind == 0 and _wide(fmt):
-            kind = 2
-        return float(
-            c.dot_seq(ac.data_ptr(), bc.data_ptr(), ac.numel(), prep.ints, prep.floats, 0, kind)
-        )
+    if acc in (Accumulate.FLOAT32, Accumulate.FORMAT) and has_c_kernel():
+        if acc is Accumulate.FLOAT32:
+            kind = DotAccumulation.FLOAT32_FMA
+        else:
+            kind = DotAccumulation.FLOAT64_FMA if _wide(fmt) else DotAccumulation.FORMAT
+        return dot_sequential(a, b, prep, kind)
     if acc is Accumulate.FLOAT32:
         return float(torch.dot(a.float(), b.float()))  # torch's own order, documented
     v = a * b  # products of two values of the format: exact in float64
@@ -147,13 +150,24 @@ def _sum_in_format(
         s = torch.zeros((), dtype=torch.float64)
         for term in v:
             s = _round(add_round_to_odd(s, term), fmt, mode, policy)
-        return float(s)
-    level = v
-    while level.numel() > 1:
-        if level.numel() % 2:
-            level = torch.cat([level, level.new_zeros(1)])
+        return float(s if v.numel() else _round(s, fmt, mode, policy))
+    return float(_pairwise(v, fmt, mode, policy))
+
+
+def _pairwise(
+    terms: torch.Tensor, fmt: Format, mode: Rounding, policy: Overflow | None
+) -> torch.Tensor:
+    """The pairwise tree over the first dimension of terms (see the module docstring): every
+    level, the first (a single term, or none) included, is reduced at least once, so every
+    result is a sum rounded into the format."""
+    level = terms
+    while True:
+        pad = 2 if level.shape[0] == 0 else level.shape[0] % 2
+        if pad:
+            level = torch.cat([level, level.new_zeros(pad, *level.shape[1:])])
         level = _round(add_round_to_odd(level[0::2], level[1::2]), fmt, mode, policy)
-    return float(level.sum())
+        if level.shape[0] == 1:
+            return level[0]
 
 
 def _wide(fmt: Format) -> bool:
@@ -205,9 +219,18 @@ def _dot(op: _Operands, f: Format) -> OpResult:
     rel = _rel(value, exact)
     n = op.a.numel()
     return OpResult(
-        f, op.acc, (n,), value, exact, rounded, rel, _rel(value, rounded), _digits(rel),
-        FLOAT64_DIGITS - _digits(rel), 2 * n * describe(f).packed_bytes_per_value,
-    )  # fmt: skip
+        format=f,
+        accumulate=op.acc,
+        shape=(n,),
+        value=value,
+        exact=exact,
+        rounded_inputs=rounded,
+        rel_error=rel,
+        rel_error_rounding=_rel(value, rounded),
+        correct_digits=_digits(rel),
+        digits_lost=FLOAT64_DIGITS - _digits(rel),
+        operand_bytes=2 * n * describe(f).packed_bytes_per_value,
+    )
 
 
 def matmul(
@@ -228,27 +251,43 @@ def matmul(
     op = _Operands.of(a, b, f, rounding, overflow, accumulate)
     qa, qb, mode, policy, acc = op.qa, op.qb, op.mode, op.policy, op.acc
     exact, rounded = op.a @ op.b, qa @ qb
-    if acc is Accumulate.FLOAT64:
-        got = rounded
-    elif acc is Accumulate.FLOAT32:
-        got = (qa.float() @ qb.float()).double()
-    elif acc is Accumulate.FORMAT:
-        got = torch.zeros(a.shape[0], b.shape[1], dtype=torch.float64)
-        for k in range(a.shape[1]):
-            got = _round(add_round_to_odd(got, qa[:, k, None] * qb[None, k, :]), f, mode, policy)
-    else:
-        terms = qa[:, :, None] * qb[None, :, :]  # (m, k, n)
-        while terms.shape[1] > 1:
-            if terms.shape[1] % 2:
-                terms = torch.cat([terms, terms.new_zeros(terms.shape[0], 1, terms.shape[2])], 1)
-            terms = _round(add_round_to_odd(terms[:, 0::2], terms[:, 1::2]), f, mode, policy)
-        got = terms[:, 0]
+    got = _accumulate_matmul(qa, qb, f, acc, mode, policy)
     rel = _rel(got, exact)
     size = (a.numel() + b.numel()) * describe(f).packed_bytes_per_value
     return OpResult(
-        f, acc, (a.shape[0], a.shape[1], b.shape[1]), None, None, None, rel, _rel(got, rounded),
-        _digits(rel), FLOAT64_DIGITS - _digits(rel), size,
-    )  # fmt: skip
+        format=f,
+        accumulate=acc,
+        shape=(a.shape[0], a.shape[1], b.shape[1]),
+        value=None,
+        exact=None,
+        rounded_inputs=None,
+        rel_error=rel,
+        rel_error_rounding=_rel(got, rounded),
+        correct_digits=_digits(rel),
+        digits_lost=FLOAT64_DIGITS - _digits(rel),
+        operand_bytes=size,
+    )
+
+
+def _accumulate_matmul(
+    qa: torch.Tensor,
+    qb: torch.Tensor,
+    f: Format,
+    acc: Accumulate,
+    mode: Rounding,
+    policy: Overflow | None,
+) -> torch.Tensor:
+    """qa @ qb (float64 matrices of f's values) accumulated as asked, in float64."""
+    if acc is Accumulate.FLOAT64:
+        return qa @ qb
+    if acc is Accumulate.FLOAT32:
+        return (qa.float() @ qb.float()).double()
+    if acc is Accumulate.PAIRWISE:
+        return _pairwise(qa.T[:, :, None] * qb[:, None, :], f, mode, policy)  # (k, m, n)
+    got = torch.zeros(qa.shape[0], qb.shape[1], dtype=torch.float64)
+    for k in range(qa.shape[1]):
+        got = _round(add_round_to_odd(got, qa[:, k, None] * qb[None, k, :]), f, mode, policy)
+    return got if qa.shape[1] else _round(got, f, mode, policy)
 
 
 @dataclass(frozen=True)

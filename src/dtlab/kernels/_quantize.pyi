@@ -1,3 +1,14 @@
+# The compiled kernel (_module.c, _quantize.c, _metrics.c, _dot.c). Call it only through
+# dtlab.kernels.native, which checks the layout names below against its own.
+
+ROUNDING_MODES: tuple[str, ...]
+LOW_REGIONS: tuple[str, ...]
+DOT_ACCUMULATIONS: tuple[str, ...]
+PARAM_INT_FIELDS: tuple[str, ...]
+PARAM_FLOAT_FIELDS: tuple[str, ...]
+METRIC_FIELDS: tuple[str, ...]
+LIMIT_FIELDS: tuple[str, ...]
+
 def quantize(
     kind: int,
     src: int,
@@ -17,7 +28,23 @@ def metrics(
     seed: int,
     limits: tuple[float, bool, float, bool, float],
 ) -> tuple[
-    float, float, float, float, float, float, float, float, int, int, int, int, int, int, int, int
+    float,  # abs_sum
+    float,  # abs_max
+    float,  # sq_err
+    float,  # xx
+    float,  # qq
+    float,  # xq
+    float,  # rel_sum
+    float,  # rel_max
+    float,  # xmax
+    int,  # nan
+    int,  # inf
+    int,  # count
+    int,  # rel_count
+    int,  # nonfinite
+    int,  # underflow
+    int,  # subnormal
+    int,  # overflow
 ]: ...
 def dot_seq(
     a: int, b: int, n: int, ints: tuple[int, ...], floats: tuple[float, ...], seed: int, mode: int

@@ -7,63 +7,28 @@ pure-torch path. Both give identical bits; the tests hold them to it.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from types import ModuleType
-from typing import Any, NamedTuple
-
 import torch
 
 from dtlab.errors import OptionError
-from dtlab.formats import TORCH_NAMES, FloatFormat, Format, IntFormat, NanEncoding, get_format
+from dtlab.formats import TORCH_NAMES, FloatFormat, Format, IntFormat, NanEncoding
 from dtlab.kernels.checks import check_float_tensor
-from dtlab.kernels.params import ROUNDING_CODE, KernelParams, kernel_params
+from dtlab.kernels.native import has_c_kernel, quantize_buffer
+from dtlab.kernels.params import Prepared, as_format, prepare, seed_for
 from dtlab.kernels.reference import as_int64, quantize_into
 from dtlab.modes import Overflow, Rounding, Subnormals
 
-_c: ModuleType | None
-try:  # built by the package's install step; optional
-    from dtlab.kernels import _quantize as _c
-except ImportError:  # pragma: no cover - exercised on machines without a compiler
-    _c = None
-
-
-def has_c_kernel() -> bool:
-    return _c is not None
-
-
-def c_module() -> ModuleType | None:
-    """The compiled kernel module, or None where it was not built."""
-    return _c
-
-
-def as_format(fmt: Any) -> Format:
-    """A format given as itself, or as anything get_format reads (a name, spec or dtype)."""
-    return fmt if isinstance(fmt, (IntFormat, FloatFormat)) else get_format(fmt)
-
-
-@lru_cache(maxsize=1024)
-def prepare(fmt: Any, rounding: Any, overflow: Any, subnormals: Any) -> _Prepared:
-    """Everything a call needs that depends only on its options, computed once."""
-    f = as_format(fmt)
-    mode = Rounding.parse(rounding)
-    policy = Overflow.parse(overflow) if overflow is not None else None
-    p = kernel_params(f, mode, policy, Subnormals.parse(subnormals))
-    ints, floats = p.c_args()
-    return _Prepared(f, p, ints, floats)
-
-
-class _Prepared(NamedTuple):
-    fmt: Format
-    params: KernelParams
-    ints: tuple[int, ...]
-    floats: tuple[float, ...]
-
-
-def seed_for(rounding: int, generator: torch.Generator | None) -> int:
-    if rounding != ROUNDING_CODE[Rounding.STOCHASTIC]:
-        return 0
-    device = generator.device if generator is not None else "cpu"
-    return int(torch.randint(0, 2**62, (1,), generator=generator, device=device).item())
+# as_format, prepare and seed_for live in dtlab.kernels.params; named here for older callers
+__all__ = [
+    "as_format",
+    "code_dtype",
+    "decode",
+    "encode",
+    "has_c_kernel",
+    "prepare",
+    "quantize",
+    "seed_for",
+    "to_dtype",
+]
 
 
 def quantize(
@@ -93,10 +58,11 @@ def quantize(
         raise OptionError("out must have x's shape, dtype and device")
     p = prep.params
     seed = seed_for(p.rounding, generator)
-    use_c = backend == "c" or (backend == "auto" and _c is not None)
+    c_built = has_c_kernel()
+    use_c = backend == "c" or (backend == "auto" and c_built)
     if backend not in ("auto", "c", "torch"):
         raise OptionError(f"unknown backend {backend!r}; choose auto, c or torch")
-    if use_c and _c is not None and x.device.type == "cpu":
+    if use_c and c_built and x.is_cpu:
         return _quantize_c(x, prep, seed, out)
     if backend == "c":
         raise OptionError("the C kernel is not available here (not built, or not a CPU tensor)")
@@ -105,23 +71,20 @@ def quantize(
 
 
 def _quantize_c(
-    x: torch.Tensor, prep: _Prepared, seed: int, out: torch.Tensor | None
+    x: torch.Tensor, prep: Prepared, seed: int, out: torch.Tensor | None
 ) -> torch.Tensor:
-    assert _c is not None
-    p, ints, floats = prep.params, prep.ints, prep.floats
-    lanes = torch.float32 if p.fits_float32 and x.dtype != torch.float64 else torch.float64
+    narrow = prep.params.fits_float32 and x.dtype != torch.float64
+    lanes = torch.float32 if narrow else torch.float64
     src = x if x.is_contiguous() else x.contiguous()
     if src.dtype == lanes:
         target = out if out is not None and out.is_contiguous() else torch.empty_like(src)
-        _c.quantize(32 if lanes == torch.float32 else 64, src.data_ptr(), target.data_ptr(),
-                    src.numel(), ints, floats, seed)  # fmt: skip
+        quantize_buffer(src, target, prep, seed)
         if out is not None and target is not out:
             out.copy_(target)
             return out
         return target
     buf = src.to(lanes)  # float16/bfloat16 (or a format wider than float32): one buffer
-    _c.quantize(32 if lanes == torch.float32 else 64, buf.data_ptr(), buf.data_ptr(),
-                buf.numel(), ints, floats, seed)  # fmt: skip
+    quantize_buffer(buf, buf, prep, seed)
     if out is None:
         return buf.to(x.dtype)
     out.copy_(buf)
@@ -168,8 +131,14 @@ def encode(
     """
     f = as_format(fmt)
     # float64 lanes give the same results (stochastic ones included) for narrower inputs
-    values = quantize(x.to(torch.float64), f, rounding=rounding, overflow=overflow,
-                      subnormals=subnormals, generator=generator)  # fmt: skip
+    values = quantize(
+        x.to(torch.float64),
+        f,
+        rounding=rounding,
+        overflow=overflow,
+        subnormals=subnormals,
+        generator=generator,
+    )
     return _to_code_dtype(values_to_codes(values, f), f)
 
 
@@ -290,12 +259,19 @@ def to_dtype(
     if name == "float4_e2m1fn_x2":
         from dtlab.kernels.packing import pack
 
-        codes = encode(x, f, rounding=rounding, overflow=overflow, subnormals=subnormals,
-                       generator=generator)  # fmt: skip
+        codes = encode(
+            x, f, rounding=rounding, overflow=overflow, subnormals=subnormals, generator=generator
+        )
         if codes.numel() % 2 or x.dim() == 0:
             raise OptionError("float4_e2m1fn_x2 packs pairs: the last dimension must be even")
         packed = pack(codes.reshape(-1), 4).reshape(*x.shape[:-1], x.shape[-1] // 2)
         return packed.view(native)
-    values = quantize(x.to(torch.float64) if f.bits > 24 else x, f, rounding=rounding,
-                      overflow=overflow, subnormals=subnormals, generator=generator)  # fmt: skip
+    values = quantize(
+        x.to(torch.float64) if f.bits > 24 else x,
+        f,
+        rounding=rounding,
+        overflow=overflow,
+        subnormals=subnormals,
+        generator=generator,
+    )
     return values.to(native)

@@ -7,23 +7,42 @@ an unsigned format and an overflow become.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, NamedTuple
+
+import torch
 
 from dtlab.errors import OptionError
-from dtlab.formats.descriptor import FloatFormat, Format, IntFormat
+from dtlab.formats import FloatFormat, Format, IntFormat, get_format
 from dtlab.modes import Overflow, Rounding, Subnormals
 from dtlab.scalar.codec import check_options, decode, encode
 from dtlab.values import NAN, ExactValue, Kind
 
-ROUNDING_CODE = {
-    Rounding.NEAREST_EVEN: 0,
-    Rounding.NEAREST_AWAY: 1,
-    Rounding.TOWARD_ZERO: 2,
-    Rounding.UP: 3,
-    Rounding.DOWN: 4,
-    Rounding.STOCHASTIC: 5,
-}
+
+class RoundingCode(enum.IntEnum):
+    """The number of each rounding mode in KernelParams.rounding (and in the C kernel's
+    ROUNDING_MODES, which a test holds to this list)."""
+
+    NEAREST_EVEN = 0
+    NEAREST_AWAY = 1
+    TOWARD_ZERO = 2
+    UP = 3
+    DOWN = 4
+    STOCHASTIC = 5
+
+    @classmethod
+    def of(cls, mode: Rounding) -> RoundingCode:
+        return cls[mode.name]
+
+
+class LowRegion(enum.IntEnum):
+    """What lies below a float format's smallest positive value v1 (KernelParams.low_region)."""
+
+    NONE = 0  # subnormals: the quantum continues down to v1
+    ZERO_OR_V1 = 1  # no subnormals: only 0 and v1
+    V1_ONLY = 2  # no subnormals and no zero: only v1
 
 
 @dataclass(frozen=True)
@@ -31,9 +50,9 @@ class KernelParams:
     is_int: bool
     man_bits: int
     emin: int
-    low_region: int  # 0 none, 1: only 0 and v1 below v1, 2: only v1 below v1 (no zero)
+    low_region: LowRegion
     neg_zero: bool
-    rounding: int
+    rounding: RoundingCode
     flush: bool
     saturate: bool
     signed: bool
@@ -52,13 +71,40 @@ class KernelParams:
     fits_float32: bool  # every value of the format is a float32: the 32-bit lanes are exact
 
     def c_args(self) -> tuple[tuple[int, ...], tuple[float, ...]]:
-        ints = (int(self.is_int), self.man_bits, self.emin, self.low_region, int(self.neg_zero),
-                self.rounding, int(self.flush), int(self.saturate), int(self.signed),
-                self.int_bits, int(self.wrap))  # fmt: skip
-        floats = (self.max_value, self.v1, self.tiny, self.overflow_value, self.nan_out,
-                  self.pos_inf_out, self.neg_inf_out, self.neg_out, self.int_min,
-                  self.int_max)  # fmt: skip
+        """The two parameter tuples the C kernel reads, field by field in INT_FIELDS and
+        FLOAT_FIELDS order."""
+        ints = tuple(int(getattr(self, name)) for name in INT_FIELDS)
+        floats = tuple(float(getattr(self, name)) for name in FLOAT_FIELDS)
         return ints, floats
+
+
+# The order in which the C kernel reads KernelParams (PARAM_INTS and PARAM_FLOATS in
+# _kernel.h); fits_float32 only chooses the lanes. A test holds both sides to these lists.
+INT_FIELDS = (
+    "is_int",
+    "man_bits",
+    "emin",
+    "low_region",
+    "neg_zero",
+    "rounding",
+    "flush",
+    "saturate",
+    "signed",
+    "int_bits",
+    "wrap",
+)
+FLOAT_FIELDS = (
+    "max_value",
+    "v1",
+    "tiny",
+    "overflow_value",
+    "nan_out",
+    "pos_inf_out",
+    "neg_inf_out",
+    "neg_out",
+    "int_min",
+    "int_max",
+)
 
 
 def _value(code: int, fmt: Format) -> float:
@@ -76,7 +122,7 @@ def kernel_params(
     fmt: Format, rounding: Rounding, overflow: Overflow | None, subnormals: Subnormals
 ) -> KernelParams:
     policy = check_options(fmt, Rounding.NEAREST_EVEN, overflow)
-    code = ROUNDING_CODE[rounding]
+    code = RoundingCode.of(rounding)
     inf, ninf = ExactValue(Kind.INF, False), ExactValue(Kind.INF, True)
     specials = dict(
         nan_out=_outcome_value(NAN, fmt, rounding, policy),
@@ -87,16 +133,33 @@ def kernel_params(
         wrap = policy is Overflow.WRAP
         big = float("inf")
         return KernelParams(
-            True, 0, 0, 0, False, code, False, True, fmt.signed, fmt.bits, wrap,
-            big, 1.0, 1.0, big, neg_out=0.0, int_min=-big if wrap else float(fmt.min),
-            int_max=big if wrap else float(fmt.max), fits_float32=fmt.bits <= 24, **specials,
-        )  # fmt: skip
+            is_int=True,
+            man_bits=0,
+            emin=0,
+            low_region=LowRegion.NONE,
+            neg_zero=False,
+            rounding=code,
+            flush=False,
+            saturate=True,
+            signed=fmt.signed,
+            int_bits=fmt.bits,
+            wrap=wrap,
+            max_value=big,
+            v1=1.0,
+            tiny=1.0,
+            overflow_value=big,
+            neg_out=0.0,
+            int_min=-big if wrap else float(fmt.min),
+            int_max=big if wrap else float(fmt.max),
+            fits_float32=fmt.bits <= 24,
+            **specials,
+        )
     return _float_params(fmt, code, policy, subnormals, specials)
 
 
 def _float_params(
     fmt: FloatFormat,
-    code: int,
+    code: RoundingCode,
     policy: Overflow,
     subnormals: Subnormals,
     specials: dict[str, float],
@@ -105,16 +168,70 @@ def _float_params(
         raise OptionError(
             f"{fmt.name} reaches beyond float64: the tensor kernels cannot emulate it"
         )
-    low_region = 0 if fmt.subnormals else (1 if fmt.has_zero else 2)
+    if fmt.subnormals:
+        low_region = LowRegion.NONE
+    else:
+        low_region = LowRegion.ZERO_OR_V1 if fmt.has_zero else LowRegion.V1_ONLY
     # what a finite value past the top becomes when rounding away from zero
     over = encode(ExactValue.of(fmt.max * 2), fmt, rounding=Rounding.UP, overflow=policy)
     neg = encode(ExactValue.of(-fmt.smallest_positive), fmt, overflow=policy)
     # float32 lanes read a float32 subnormal's exponent as -127: exact when emin >= -127
     fits32 = fmt.emin >= -127 and fmt.emin - fmt.man_bits >= -149 and fmt.emax <= 127
     return KernelParams(
-        False, fmt.man_bits, fmt.emin, low_region, fmt.has_negative_zero, code,
-        subnormals is Subnormals.FLUSH, policy is Overflow.SATURATE, fmt.signed, fmt.bits, False,
-        float(fmt.max), float(fmt.smallest_positive), float(fmt.smallest_normal),
-        abs(_value(over.code, fmt)), neg_out=_value(neg.code, fmt), int_min=0.0, int_max=0.0,
-        fits_float32=fits32, **specials,
-    )  # fmt: skip
+        is_int=False,
+        man_bits=fmt.man_bits,
+        emin=fmt.emin,
+        low_region=low_region,
+        neg_zero=fmt.has_negative_zero,
+        rounding=code,
+        flush=subnormals is Subnormals.FLUSH,
+        saturate=policy is Overflow.SATURATE,
+        signed=fmt.signed,
+        int_bits=fmt.bits,
+        wrap=False,
+        max_value=float(fmt.max),
+        v1=float(fmt.smallest_positive),
+        tiny=float(fmt.smallest_normal),
+        overflow_value=abs(_value(over.code, fmt)),
+        neg_out=_value(neg.code, fmt),
+        int_min=0.0,
+        int_max=0.0,
+        fits_float32=fits32,
+        **specials,
+    )
+
+
+# ---- one call's options, prepared once ----------------------------------------------------
+
+
+def as_format(fmt: Any) -> Format:
+    """A format given as itself, or as anything get_format reads (a name, spec or dtype)."""
+    return fmt if isinstance(fmt, (IntFormat, FloatFormat)) else get_format(fmt)
+
+
+class Prepared(NamedTuple):
+    """A call's options resolved: the format, its kernel parameters and their C tuples."""
+
+    fmt: Format
+    params: KernelParams
+    ints: tuple[int, ...]
+    floats: tuple[float, ...]
+
+
+@lru_cache(maxsize=1024)
+def prepare(fmt: Any, rounding: Any, overflow: Any, subnormals: Any) -> Prepared:
+    """Everything a call needs that depends only on its options, computed once."""
+    f = as_format(fmt)
+    mode = Rounding.parse(rounding)
+    policy = Overflow.parse(overflow) if overflow is not None else None
+    p = kernel_params(f, mode, policy, Subnormals.parse(subnormals))
+    ints, floats = p.c_args()
+    return Prepared(fmt=f, params=p, ints=ints, floats=floats)
+
+
+def seed_for(rounding: RoundingCode, generator: torch.Generator | None) -> int:
+    """The seed of one stochastic rounding call, drawn from generator; 0 for other modes."""
+    if rounding != RoundingCode.STOCHASTIC:
+        return 0
+    device = generator.device if generator is not None else "cpu"
+    return int(torch.randint(0, 2**62, (1,), generator=generator, device=device).item())

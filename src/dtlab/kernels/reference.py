@@ -1,14 +1,14 @@
 """Pure-torch quantize: branch-free, device-agnostic (CPU and CUDA), and bit-identical to the
 C kernel. It works on the float64 bit pattern of |x| read as an int64, exactly as the C kernel's
-64-bit lanes do (see _quantize.c for the method)."""
+64-bit lanes do (see _kernel.h for the method)."""
 
 from __future__ import annotations
 
 import torch
 
-from dtlab.kernels.params import KernelParams
+from dtlab.kernels.params import KernelParams, LowRegion, RoundingCode
 
-RNE, RNA, RTZ, UP, DOWN, SR = range(6)
+RNE, RNA, RTZ, UP, DOWN, SR = (int(code) for code in RoundingCode)
 _MB, _EB, _SUB = 52, 1023, 1074
 _M64 = (1 << 64) - 1
 
@@ -75,7 +75,7 @@ def quantize_reference(
     man = abits & ((1 << _MB) - 1)
     is_nan = (fd == 2047) & (man != 0)
     is_inf = (fd == 2047) & (man == 0)
-    mode = p.rounding
+    mode = int(p.rounding)
     if mode in (UP, DOWN):  # directed modes act on magnitudes: toward or away from zero
         away = ~neg if mode == UP else neg
         mode_t = torch.where(away, UP, RTZ)
@@ -112,7 +112,7 @@ def quantize_reference(
     mag = ((kept + up.to(torch.int64)) << dc).view(torch.float64)
     mag = torch.where(small, torch.where(sup, pq, 0.0), mag)
     if p.low_region:
-        low = torch.where(lup | (p.low_region == 2), _f64(v1, a), 0.0)
+        low = torch.where(lup | (p.low_region == LowRegion.V1_ONLY), _f64(v1, a), 0.0)
         mag = torch.where(a < v1, low, mag)
     if p.flush:
         mag = torch.where(mag < p.tiny, 0.0, mag)
