@@ -45,6 +45,13 @@ def test_metrics_equal_a_direct_float64_computation(backend: str, fmt: str) -> N
     m = format_metrics(x, fmt, backend=backend)
     q = quantize(x, fmt)
     want = direct(x, q)
+    if bool((x.isfinite() & ~q.isfinite()).any()):  # e8m0: negative values became NaN
+        # a cast that creates inf or NaN never looks lossless: the errors are unbounded
+        want = dict.fromkeys(want, math.inf) | {"sqnr_db": -math.inf, "cosine": math.nan}
+        for key, value in want.items():
+            got = getattr(m, key)
+            assert got == value or (math.isnan(value) and math.isnan(got)), key
+        want = {}
     for key, value in want.items():
         assert getattr(m, key) == pytest.approx(value, rel=REL[backend]), key
     assert (m.n, m.input_nan, m.input_inf) == (50_000, 1, 2)

@@ -228,3 +228,17 @@ def test_an_empty_checkpoint_fails_a_fail_on_check(tmp_path: Path) -> None:
                                   ["--sqnr", "nan"], ["--sqnr", "inf"]])  # fmt: skip
 def test_thresholds_that_mean_nothing_are_refused(files: dict[str, Path], args: list[str]) -> None:
     refused(["model", "scan", str(files["st"]), *args], "", [files["st"]])
+
+
+def test_a_cast_that_overflows_to_inf_fails_an_sqnr_check(tmp_path: Path) -> None:
+    """Issue 14: non-finite results were left out of SQNR, which then read as inf dB."""
+    m = tmp_path / "m.safetensors"
+    w = torch.full((8, 8), 0.5)
+    w[0, 0] = 1e6  # inf in fp16
+    save_file({"w": w}, str(m))
+    r = runner.invoke(app, ["model", "scan", str(m), "--to", "fp16", "--fail-on", "sqnr<20"])
+    assert r.exit_code == 1 and "w in float16" in r.stderr, r.stderr
+    r = runner.invoke(app, ["model", "scan", str(m), "--to", "fp16", "--json"])
+    doc = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+    (verdict,) = doc["result"]["tensors"][0]["verdicts"]
+    assert verdict["metrics"]["sqnr_db"] == "-inf" and verdict["metrics"]["cosine"] == "nan"

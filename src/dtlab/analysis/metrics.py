@@ -47,6 +47,8 @@ class ErrorMetrics:
     mean_rel_error: float
     sqnr_db: float  # 10 log10(sum x^2 / sum (q - x)^2); inf when nothing changed
     cosine: float  # cosine similarity of x and q over the finite pairs, in [-1, 1]
+    # When nonfinite_output > 0 the error figures are inf, sqnr_db -inf and cosine NaN: a
+    # cast that creates inf or NaN never looks lossless.
     input_absmax: float = math.nan  # largest finite |x| (nan when there is none)
 
 
@@ -149,10 +151,35 @@ def by_sqnr(sqnr_db: float, *, worst_first: bool = False) -> float:
     return sqnr_db if worst_first else -sqnr_db
 
 
+def _unbounded(s: _Sums, overflow: int, underflow: int, subnormal: int) -> ErrorMetrics:
+    """The metrics of a cast that turned finite inputs into inf or NaN: every error figure is
+    infinite, SQNR -inf and the cosine undefined, whatever the finite pairs say."""
+    inf = math.inf
+    return ErrorMetrics(
+        n=s.n,
+        input_nan=s.nan,
+        input_inf=s.inf,
+        overflow=overflow,
+        underflow=underflow,
+        subnormal=subnormal,
+        nonfinite_output=s.nonfinite,
+        max_abs_error=inf,
+        mean_abs_error=inf,
+        rmse=inf,
+        max_rel_error=inf,
+        mean_rel_error=inf,
+        sqnr_db=-inf,
+        cosine=math.nan,
+        input_absmax=s.xmax if s.xfinite else math.nan,
+    )
+
+
 def finish(s: _Sums, overflow: int, underflow: int, subnormal: int) -> ErrorMetrics:
     def ratio(a: float, b: int | float) -> float:
         return a / b if b else math.nan
 
+    if s.nonfinite:  # a finite input became inf or NaN: an unbounded error, never lossless
+        return _unbounded(s, overflow, underflow, subnormal)
     if s.sq_err == 0:
         sqnr = math.inf if s.count else math.nan
     elif s.xx == 0:

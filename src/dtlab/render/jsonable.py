@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 from fractions import Fraction
 from typing import Any
 
@@ -19,6 +20,8 @@ from dtlab.values import ExactValue, exact_text
 
 
 def to_data(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):  # strict JSON has no NaN/Infinity
+        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, Fraction):
