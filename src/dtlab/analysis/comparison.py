@@ -72,8 +72,11 @@ def _one(
     x: torch.Tensor, spec: str, channel_axis: int, group_axis: int, rounding: Rounding
 ) -> QuantRow:
     p = parse_quantizer(spec)
-    given = {Granularity.CHANNEL: channel_axis, Granularity.GROUP: group_axis,
-             Granularity.BLOCK: group_axis}.get(p.granularity)  # fmt: skip
+    given = {
+        Granularity.CHANNEL: channel_axis,
+        Granularity.GROUP: group_axis,
+        Granularity.BLOCK: group_axis,
+    }.get(p.granularity)
     channels = p.granularity is Granularity.CHANNEL
     p = p.along(given).applied(x.dim())  # a 1-d tensor has one scale for its "channels"
     axis = p.axis

@@ -156,9 +156,11 @@ def format_range(fmt: Format) -> FormatRange:
         return FormatRange(float(top), top.bit_length() - 1, 0, 0)
     sub = fmt.smallest_subnormal
     return FormatRange(
-        float(fmt.max), fmt.emax, fmt.emin,
-        sub.numerator.bit_length() - sub.denominator.bit_length(),
-    )  # fmt: skip
+        max=float(fmt.max),
+        emax=fmt.emax,
+        emin=fmt.emin,
+        emin_sub=sub.numerator.bit_length() - sub.denominator.bit_length(),
+    )
 
 
 def summarize(x: torch.Tensor) -> InputSummary:

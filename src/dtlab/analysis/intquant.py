@@ -217,8 +217,11 @@ def _code_dtype(fmt: IntFormat) -> torch.dtype:
     if not fmt.signed and fmt.bits <= 8:
         return torch.uint8
     width = fmt.bits + (0 if fmt.signed else 1)
-    return next(d for d in (torch.int8, torch.int16, torch.int32, torch.int64)
-                if width <= torch.iinfo(d).bits)  # fmt: skip
+    return next(
+        d
+        for d in (torch.int8, torch.int16, torch.int32, torch.int64)
+        if width <= torch.iinfo(d).bits
+    )
 
 
 # ---- slices: every slice as one row -------------------------------------------------------

@@ -53,8 +53,15 @@ from dtlab.formats.quantizer import Granularity, Quantizer
 from dtlab.formats.quantizer_spec import parse_quantizer
 from dtlab.numtext import counted
 
-__all__ = ["DEFAULT_PATTERNS", "DEFAULT_TARGETS", "MemoryTable", "TargetTotal", "TensorMemory",
-           "describe_target", "memory_table"]  # fmt: skip
+__all__ = [
+    "DEFAULT_PATTERNS",
+    "DEFAULT_TARGETS",
+    "MemoryTable",
+    "TargetTotal",
+    "TensorMemory",
+    "describe_target",
+    "memory_table",
+]
 
 DEFAULT_TARGETS = MEMORY_TARGETS
 # Globs are matched case-insensitively against the full name; "re:..." is a regex (re.search).
@@ -66,8 +73,11 @@ def describe_target(t: Quantizer) -> str:
     b = t.block
     if b is not None:
         extra = " plus one fp32 scale per tensor" if t.tensor_scale_bits else ""
-        scale = {ScaleKind.E8M0: "an E8M0", ScaleKind.UE4M3: "an E4M3",
-                 ScaleKind.ABSMAX_FP32: "an fp32 absmax"}[b.scale]  # fmt: skip
+        scale = {
+            ScaleKind.E8M0: "an E8M0",
+            ScaleKind.UE4M3: "an E4M3",
+            ScaleKind.ABSMAX_FP32: "an fp32 absmax",
+        }[b.scale]
         nf4 = (
             "; no double quantization (bitsandbytes' default one costs about 4.127 bits)"
             if b.name == "nf4"
@@ -169,8 +179,18 @@ def memory_table(
         if tied is None:
             by_dtype[e.dtype] = by_dtype.get(e.dtype, 0) + e.numel
         sizes = tuple(0 if tied else _size(e, t, kept) for t in parsed)
-        rows.append(TensorMemory(e.name, e.shape, e.dtype, e.numel, 0 if tied else e.nbytes,
-                                 kept, tied, sizes))  # fmt: skip
+        rows.append(
+            TensorMemory(
+                name=e.name,
+                shape=e.shape,
+                dtype=e.dtype,
+                numel=e.numel,
+                stored_bytes=0 if tied else e.nbytes,
+                kept=kept,
+                tied_to=tied,
+                nbytes=sizes,
+            )
+        )
     live = [r for r in rows if r.tied_to is None]  # tied tensors count once
     totals = tuple(_total(i, t, live) for i, t in enumerate(parsed))
     return MemoryTable(
@@ -259,8 +279,10 @@ def _assumptions(
             f"({counted(len(others), 'tensor')}, {counted(n, 'value')})."
         )
     if ckpt.tied:
-        out.append("Tied tensors (one storage, several names) count once: "
-                   f"{counted(len(ckpt.tied), 'group')}.")  # fmt: skip
+        out.append(
+            "Tied tensors (one storage, several names) count once: "
+            f"{counted(len(ckpt.tied), 'group')}."
+        )
     out.append("Codes, scales and zero points of a tensor are each rounded up to whole bytes.")
     out += [describe_target(t) for t in targets]
     return tuple(out)

@@ -168,21 +168,32 @@ def _run(
 
     def scan(progress: Callable[[ScanProgress], None] | None = None) -> ScanReport:
         return scan_checkpoint(
-            path, fmts, sqnr_threshold_db=sqnr, memory_budget=budget << 20, workers=workers,
-            allow_pickle=allow_pickle, progress=progress,
-        )  # fmt: skip
+            path,
+            fmts,
+            sqnr_threshold_db=sqnr,
+            memory_budget=budget << 20,
+            workers=workers,
+            allow_pickle=allow_pickle,
+            progress=progress,
+        )
 
     if not show:
         return scan()
-    columns = (TextColumn("scanning"), BarColumn(), TextColumn("{task.fields[info]}"),
-               TimeElapsedColumn())  # fmt: skip
+    columns = (
+        TextColumn("scanning"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("scan", total=None, info="")
 
         def update(p: ScanProgress) -> None:
             rate = p.params_done / p.seconds / 1e6 if p.seconds else 0.0
-            info = (f"{p.tensors_done}/{p.tensors_total} tensors, {p.bytes_done / 1e6:,.0f}/"
-                    f"{p.bytes_total / 1e6:,.0f} MB, {rate:,.1f} M params/s")  # fmt: skip
+            info = (
+                f"{p.tensors_done}/{p.tensors_total} tensors, {p.bytes_done / 1e6:,.0f}/"
+                f"{p.bytes_total / 1e6:,.0f} MB, {rate:,.1f} M params/s"
+            )
             bar.update(task, total=p.bytes_total, completed=p.bytes_done, info=info)
 
         return scan(update)

@@ -20,8 +20,15 @@ from dtlab.formats.catalog import get_format
 from dtlab.formats.descriptor import FloatFormat, Format
 from dtlab.modes import parse_enum
 
-__all__ = ["BLOCK_FORMATS", "NF4_TABLE", "BlockFormat", "ScaleKind", "ScaleRule",
-           "effective_bits", "get_block_format"]  # fmt: skip
+__all__ = [
+    "BLOCK_FORMATS",
+    "NF4_TABLE",
+    "BlockFormat",
+    "ScaleKind",
+    "ScaleRule",
+    "effective_bits",
+    "get_block_format",
+]
 
 
 class ScaleKind(enum.Enum):
@@ -33,8 +40,11 @@ class ScaleKind(enum.Enum):
 
 
 # the format each kind of scale is stored in
-_SCALE_FORMATS = {ScaleKind.E8M0: "float8_e8m0fnu", ScaleKind.UE4M3: "float8_e4m3fn",
-                  ScaleKind.ABSMAX_FP32: "float32"}  # fmt: skip
+_SCALE_FORMATS = {
+    ScaleKind.E8M0: "float8_e8m0fnu",
+    ScaleKind.UE4M3: "float8_e4m3fn",
+    ScaleKind.ABSMAX_FP32: "float32",
+}
 
 
 class ScaleRule(enum.Enum):
@@ -168,9 +178,13 @@ NF4_TABLE: tuple[float, ...] = (
 )  # fmt: skip
 
 # OCP MX v1.0 §5.2 Table 1: blocks of k = 32 under an E8M0 scale
-_MX_ELEMENTS = {"mxfp8_e4m3": "float8_e4m3fn", "mxfp8_e5m2": "float8_e5m2",
-                "mxfp6_e2m3": "float6_e2m3fn", "mxfp6_e3m2": "float6_e3m2fn",
-                "mxfp4": "float4_e2m1fn"}  # fmt: skip
+_MX_ELEMENTS = {
+    "mxfp8_e4m3": "float8_e4m3fn",
+    "mxfp8_e5m2": "float8_e5m2",
+    "mxfp6_e2m3": "float6_e2m3fn",
+    "mxfp6_e3m2": "float6_e3m2fn",
+    "mxfp4": "float4_e2m1fn",
+}
 
 
 def _catalog() -> dict[str, BlockFormat]:
