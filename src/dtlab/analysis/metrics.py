@@ -6,6 +6,7 @@ what the tests check them against (relative tolerance 1e-12). Counts are exact.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from collections.abc import Callable
@@ -151,42 +152,17 @@ def by_sqnr(sqnr_db: float, *, worst_first: bool = False) -> float:
     return sqnr_db if worst_first else -sqnr_db
 
 
-def _unbounded(s: _Sums, overflow: int, underflow: int, subnormal: int) -> ErrorMetrics:
-    """The metrics of a cast that turned finite inputs into inf or NaN: every error figure is
-    infinite, SQNR -inf and the cosine undefined, whatever the finite pairs say."""
-    inf = math.inf
-    return ErrorMetrics(
-        n=s.n,
-        input_nan=s.nan,
-        input_inf=s.inf,
-        overflow=overflow,
-        underflow=underflow,
-        subnormal=subnormal,
-        nonfinite_output=s.nonfinite,
-        max_abs_error=inf,
-        mean_abs_error=inf,
-        rmse=inf,
-        max_rel_error=inf,
-        mean_rel_error=inf,
-        sqnr_db=-inf,
-        cosine=math.nan,
-        input_absmax=s.xmax if s.xfinite else math.nan,
-    )
-
-
 def finish(s: _Sums, overflow: int, underflow: int, subnormal: int) -> ErrorMetrics:
     def ratio(a: float, b: int | float) -> float:
         return a / b if b else math.nan
 
-    if s.nonfinite:  # a finite input became inf or NaN: an unbounded error, never lossless
-        return _unbounded(s, overflow, underflow, subnormal)
     if s.sq_err == 0:
         sqnr = math.inf if s.count else math.nan
     elif s.xx == 0:
         sqnr = -math.inf
     else:
         sqnr = 10 * math.log10(s.xx / s.sq_err)
-    return ErrorMetrics(
+    m = ErrorMetrics(
         n=s.n,
         input_nan=s.nan,
         input_inf=s.inf,
@@ -203,6 +179,19 @@ def finish(s: _Sums, overflow: int, underflow: int, subnormal: int) -> ErrorMetr
         cosine=cosine(s.xq, s.xx, s.qq),
         input_absmax=s.xmax if s.xfinite else math.nan,
     )
+    if s.nonfinite:  # a finite input became inf or NaN: the error is unbounded, never lossless
+        inf = math.inf
+        return dataclasses.replace(
+            m,
+            max_abs_error=inf,
+            mean_abs_error=inf,
+            rmse=inf,
+            max_rel_error=inf,
+            mean_rel_error=inf,
+            sqnr_db=-inf,
+            cosine=math.nan,
+        )
+    return m
 
 
 def cosine(xq: float, xx: float, qq: float) -> float:
