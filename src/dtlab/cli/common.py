@@ -15,6 +15,7 @@ from rich.markup import escape
 from dtlab.errors import DtlabError, OptionAdvice
 from dtlab.formats import Format, get_format
 from dtlab.render.jsonable import dumps
+from dtlab.render.text import printable
 
 # Piped output gets a wide page rather than rich's 80-column fallback.
 _WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
@@ -31,7 +32,7 @@ NUMBER_ARGS = {"ignore_unknown_options": True}
 
 def fail(message: str) -> typer.Exit:
     # the message is data: tensor names and paths hold ':x:' (an emoji) or '[b]' (markup)
-    text = f"[bold red]error:[/] {escape(message)}"
+    text = f"[bold red]error:[/] {escape(printable(message))}"
     err_console.print(text, markup=True, emoji=False, highlight=False)
     return typer.Exit(2)
 

@@ -9,6 +9,7 @@ from rich.text import Text
 from dtlab.analysis.format_fit import Analysis, InputSummary
 from dtlab.cast import CastReport
 from dtlab.numtext import approx_float as g
+from dtlab.render.text import printable
 
 
 def summary_line(s: InputSummary, source: str, shape: tuple[int, ...]) -> Text:
@@ -23,7 +24,7 @@ def summary_line(s: InputSummary, source: str, shape: tuple[int, ...]) -> Text:
         if n
     )
     return Text(
-        f"{source}: {dims} {s.dtype}, {s.n:,} values{extra}; |x| max {g(s.absmax, 5)}, "
+        f"{printable(source)}: {dims} {s.dtype}, {s.n:,} values{extra}; |x| max {g(s.absmax, 5)}, "
         f"mean {g(s.mean, 4)}, std {g(s.std, 4)}"
     )
 

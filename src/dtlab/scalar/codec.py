@@ -35,6 +35,17 @@ class Encoded:
     outcome: Outcome
 
 
+def resolve_modes(
+    fmt: Format, rounding: Rounding | str, overflow: Overflow | str | None
+) -> tuple[Rounding, Overflow]:
+    """The rounding mode and overflow policy as enums, from members or from what a user typed
+    (one parser for the whole API: "up", "sat", ...), with the overflow default resolved and
+    combinations that mean nothing refused."""
+    mode = Rounding.parse(rounding)
+    policy = None if overflow is None else Overflow.parse(overflow)
+    return mode, check_options(fmt, mode, policy)
+
+
 def check_options(fmt: Format, rounding: Rounding, overflow: Overflow | None) -> Overflow:
     """Resolve the overflow default and refuse combinations that mean nothing."""
     if rounding is Rounding.STOCHASTIC:
@@ -73,14 +84,15 @@ def encode(
     x: ExactValue,
     fmt: Format,
     *,
-    rounding: Rounding = Rounding.NEAREST_EVEN,
-    overflow: Overflow | None = None,
+    rounding: Rounding | str = Rounding.NEAREST_EVEN,
+    overflow: Overflow | str | None = None,
 ) -> Encoded:
-    """The code an exact value becomes in fmt, and what happened on the way."""
-    policy = check_options(fmt, rounding, overflow)
+    """The code an exact value becomes in fmt, and what happened on the way (modes as enums
+    or as the strings the CLI takes)."""
+    mode, policy = resolve_modes(fmt, rounding, overflow)
     if isinstance(fmt, IntFormat):
-        return _encode_int(x, fmt, rounding, policy)
-    return _encode_float(x, fmt, rounding, policy)
+        return _encode_int(x, fmt, mode, policy)
+    return _encode_float(x, fmt, mode, policy)
 
 
 # ---- integers ---------------------------------------------------------------------------
