@@ -531,3 +531,15 @@ def test_the_pure_torch_kernel_path_gives_the_same_result(monkeypatch: pytest.Mo
     for o, a in zip(opts, with_c, strict=True):
         b = iq(x, "int4", **o)  # type: ignore[arg-type]
         assert torch.equal(a.codes, b.codes) and torch.equal(a.scales, b.scales)
+
+
+def test_a_group_larger_than_its_axis_pads_nothing() -> None:
+    """Issue 14: int4:g1000000 padded every row to a million values (8 GB for a small tensor);
+    one group covering the axis is the same quantizer."""
+    from dtlab.analysis.intquant import _Slices
+
+    x = torch.randn(50, 100, generator=gen(3))
+    huge, exact = int_quantize(x, "int4:g1000000"), int_quantize(x, "int4:g100")
+    assert torch.equal(huge.codes, exact.codes) and torch.equal(huge.scales, exact.scales)
+    assert huge.effective_bits == exact.effective_bits
+    assert _Slices((50, 100), huge.spec).width == 100

@@ -234,8 +234,15 @@ class _Slices:
     shape: tuple[int, ...]
     spec: Quantizer
 
-    def rows(self, t: torch.Tensor) -> torch.Tensor:
+    @property
+    def width(self) -> int | None:
+        """Elements per row of a group layout: the group size, or the axis's length when one
+        group covers it (int4:g1000000 pads nothing, rather than a million values a row)."""
         a, g = self.spec.axis, self.spec.group_size
+        return None if a is None or g is None else min(g, max(self.shape[a], 1))
+
+    def rows(self, t: torch.Tensor) -> torch.Tensor:
+        a, g = self.spec.axis, self.width
         if a is None:
             return t.reshape(1, -1)
         if g is None:
@@ -243,7 +250,7 @@ class _Slices:
         return to_groups(t, a, g, fill=math.nan).reshape(-1, g)
 
     def unrows(self, r: torch.Tensor) -> torch.Tensor:
-        a, g = self.spec.axis, self.spec.group_size
+        a, g = self.spec.axis, self.width
         if a is None:
             return r.reshape(self.shape)
         moved = (*self.shape[:a], *self.shape[a + 1 :], self.shape[a])
@@ -252,7 +259,7 @@ class _Slices:
         return from_groups(r.reshape(*moved[:-1], -1, g), a, self.shape[a])
 
     def to_slices(self, v: torch.Tensor) -> torch.Tensor:
-        a, g = self.spec.axis, self.spec.group_size
+        a, g = self.spec.axis, self.width
         if a is None:
             return v.reshape(())
         if g is None:

@@ -254,7 +254,11 @@ class FloatFormat:
 
     @property
     def eps(self) -> Fraction:
-        """Distance from 1 to the next larger value: 2**-man_bits."""
+        """Distance from 1 to the next larger value: 2**-man_bits where 1 is a normal number;
+        where it is a subnormal (emin > 0, as in bias-0 formats such as e1m6fn) the subnormal
+        spacing 2**(emin - man_bits)."""
+        if self.subnormals and self.emin > 0:
+            return _pow2(self.emin - self.man_bits)
         return _pow2(-self.man_bits)
 
     @property

@@ -125,6 +125,10 @@ def encode(
 ) -> torch.Tensor:
     """The bit patterns x rounds to in fmt, in the container dtype of ``code_dtype(fmt)``.
 
+    Integers wider than 53 bits pass through float64 values: saturated ends are exact
+    (int64's 2^63 - 1, uint64's 2^64 - 1), but a wrapped result above 2^53 is the float64
+    nearest to it (use the exact scalar path, ``dtlab.scalar``, for those).
+
     >>> import torch
     >>> encode(torch.tensor([448.0, -0.0, 1.0]), "fp8")
     tensor([126, 128,  56], dtype=torch.uint8)
@@ -149,7 +153,10 @@ def values_to_codes(v: torch.Tensor, fmt: Format) -> torch.Tensor:
         clamped = v.clamp(-(2.0**63), 2.0**64 - 2.0**11)
         big = clamped >= 2.0**63
         iv = torch.where(big, (clamped - 2.0**64), clamped).to(torch.int64)
-        return iv & ((1 << fmt.bits) - 1) if fmt.bits < 64 else iv
+        if fmt.bits == 64:  # float64 rounds the top value, 2^63 - 1 or 2^64 - 1, up to a power
+            top = torch.iinfo(torch.int64).max if fmt.signed else -1  # of two: saturate
+            return torch.where(v >= (2.0**63 if fmt.signed else 2.0**64), top, iv)
+        return iv & ((1 << fmt.bits) - 1)
     man = fmt.man_bits
     neg = torch.signbit(v)
     a = v.abs()
@@ -274,4 +281,6 @@ def to_dtype(
         subnormals=subnormals,
         generator=generator,
     )
+    if isinstance(f, IntFormat) and f.bits == 64:  # a cast of float64 2^63 would wrap
+        return values_to_codes(values, f).view(native)
     return values.to(native)
