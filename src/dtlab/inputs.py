@@ -29,6 +29,7 @@ word, before any file of that name.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,8 @@ from dtlab.checkpoint.header import check_regular, show
 from dtlab.errors import DtlabError, OptionAdvice, ParseError, first_line
 from dtlab.values import parse_value
 
+MAX_RANK = 64  # numpy's NPY_MAXDIMS
+MAX_PARAMETER = 1e30  # |mean|, std, ...: samples stay finite in float32 (max ~3.4e38)
 MAX_GENERATED = 1 << 30  # 4 GiB of float32: beyond that, ask for a file
 _DISTS = {
     "normal": {"mean": 0.0, "std": 1.0},
@@ -174,9 +177,13 @@ def generate(spec: str, *, seed: int = 0) -> torch.Tensor:
                 f"{spec!r}: {dist} takes {', '.join(k + '=' for k in opts)}; got {item!r}"
             )
         v = parse_value(value)
-        if not v.is_finite:
-            raise ParseError(f"{spec!r}: {key} must be finite")
+        if not v.is_finite or abs(v.fraction) > MAX_PARAMETER:
+            raise ParseError(f"{spec!r}: {key} must be finite and within ±{MAX_PARAMETER:.0e}")
         opts[key] = float(v)
+        if key in ("std", "scale", "df") and opts[key] <= 0:
+            raise ParseError(f"{spec!r}: {key} must be positive")
+    if dist == "uniform" and not opts["low"] < opts["high"]:
+        raise ParseError(f"{spec!r}: low must be below high")
     g = torch.Generator().manual_seed(seed)
     if dist == "normal":
         return torch.randn(n, generator=g) * opts["std"] + opts["mean"]
@@ -222,11 +229,17 @@ def reshape(t: torch.Tensor, shape: str) -> torch.Tensor:
     >>> reshape(torch.zeros(12), "3x-1").shape
     torch.Size([3, 4])
     """
+    parts = shape.lower().replace("×", "x").split("x")
+    if len(parts) > MAX_RANK:
+        raise ParseError(f"shape {shape[:40]!r}...: {len(parts)} dimensions, at most {MAX_RANK}")
     try:
-        dims = [int(d) for d in shape.lower().replace("×", "x").split("x")]
+        dims = [int(d) for d in parts if len(d) <= 20]
     except ValueError:
-        raise ParseError(f"cannot read shape {shape!r}; write it as 1024x1024") from None
-    try:
-        return t.reshape(dims)
-    except RuntimeError:
-        raise ParseError(f"{t.numel():,} values do not make shape {shape}") from None
+        dims = []
+    if len(dims) != len(parts) or any(d < -1 for d in dims) or dims.count(-1) > 1:
+        raise ParseError(f"cannot read shape {shape!r}; write it as 1024x1024 (one -1 at most)")
+    known = math.prod(d for d in dims if d != -1)  # checked in Python: torch would overflow
+    fits = known == t.numel() if -1 not in dims else known > 0 and t.numel() % known == 0
+    if not fits:
+        raise ParseError(f"{t.numel():,} values do not make shape {shape}")
+    return t.reshape(dims)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import enum
 import re
 from dataclasses import dataclass
@@ -125,7 +126,13 @@ def _unsigned(s: str, raw: str) -> Fraction:
             "(write 0.1, -1e-3, 1/3, 0x1.8p2, 2^-24, inf, -inf, nan or -0)"
         )
     whole, frac, exp = m.group(1), m.group(2) or "", m.group(3)
-    return Fraction(int(whole + frac or "0"), 10 ** len(frac)) * _pow(10, exp, raw)
+    return Fraction(_decimal_int(whole + frac or "0"), 10 ** len(frac)) * _pow(10, exp, raw)
+
+
+def _decimal_int(digits: str) -> int:
+    """int() of a string of decimal digits of any length up to MAX_DIGITS: past 4,300 digits
+    Python's int() refuses, decimal does not (and the length is already bounded)."""
+    return int(digits) if len(digits) <= 4000 else int(decimal.Decimal(digits))
 
 
 def _pow(base: int, exp: str | None, raw: str) -> Fraction:
@@ -135,6 +142,20 @@ def _pow(base: int, exp: str | None, raw: str) -> Fraction:
     if abs(e) > MAX_EXPONENT:
         raise ParseError(f"{raw.strip()!r}: exponent {e} is beyond ±{MAX_EXPONENT}")
     return Fraction(base) ** e
+
+
+def int_digits(n: int) -> str:
+    """The decimal digits of an integer of any size. Python refuses ``str()`` of an int of
+    more than 4,300 digits (a guard against quadratic time on untrusted input); dtlab's
+    inputs are bounded (MAX_EXPONENT, the spec grammar's 15 exponent bits: at most ~20,000
+    digits), so such numbers are printed in full, through ``decimal`` (no such limit).
+
+    >>> len(int_digits(10**5000))
+    5001
+    """
+    if n.bit_length() < 14_000:  # about 4,200 digits: str() is allowed
+        return str(n)
+    return str(decimal.Decimal(n))
 
 
 def exact_decimal(x: Fraction) -> str | None:
@@ -156,8 +177,8 @@ def exact_decimal(x: Fraction) -> str | None:
     digits = max(twos, fives)
     scaled = num * 10**digits // den
     if digits == 0:
-        return f"{sign}{scaled}"
-    text = str(scaled).rjust(digits + 1, "0")
+        return f"{sign}{int_digits(scaled)}"
+    text = int_digits(scaled).rjust(digits + 1, "0")
     return f"{sign}{text[:-digits]}.{text[-digits:]}"
 
 
@@ -172,7 +193,7 @@ def approx_decimal(x: Fraction, digits: int = 20) -> str:
         return "0"
     sign = "-" if x < 0 else ""
     a = abs(x)
-    exp = len(str(a.numerator)) - len(str(a.denominator))
+    exp = len(int_digits(a.numerator)) - len(int_digits(a.denominator))
     if a >= Fraction(10) ** exp:
         exp += 1
     # now 10**(exp-1) <= a < 10**exp
@@ -183,7 +204,7 @@ def approx_decimal(x: Fraction, digits: int = 20) -> str:
     if n >= 10**digits:
         n //= 10
         exp += 1
-    text = str(n)
+    text = int_digits(n)
     return f"{sign}{text[0]}.{text[1:]}e{exp - 1:+d}"
 
 

@@ -156,7 +156,7 @@ def format_range(fmt: Format) -> FormatRange:
         return FormatRange(float(top), top.bit_length() - 1, 0, 0)
     sub = fmt.smallest_subnormal
     return FormatRange(
-        max=float(fmt.max),
+        max=float(fmt.max) if fmt.emax <= 1023 else math.inf,  # past float64 (e15m2): inf
         emax=fmt.emax,
         emin=fmt.emin,
         emin_sub=sub.numerator.bit_length() - sub.denominator.bit_length(),

@@ -74,11 +74,25 @@ def split_list(text: str | None) -> list[str]:
     return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 
-def parse_formats(text: str) -> list[Format]:
-    names = split_list(text)
-    if not names:
-        raise DtlabError("no format given (example: --as fp16,bf16)")
-    return [get_format(n) for n in names]
+def required_list(text: str | None, option: str, example: str) -> list[str]:
+    """The items of a list option that needs at least one: an empty one is an error, not a
+    command that runs on nothing."""
+    items = split_list(text)
+    if not items:
+        raise DtlabError(f"{option} names nothing (example: {option} {example})")
+    return items
+
+
+def path_argument(path: str) -> str:  # typer gives None when omitted, as PATH_ARG says
+    """A PATH argument: None when omitted (the embedded model), never an empty string, which
+    would quietly mean the embedded model or the current folder."""
+    if path is not None and not path.strip():
+        raise DtlabError("an empty PATH names nothing; omit it for the embedded model")
+    return path
+
+
+def parse_formats(text: str, option: str = "--as") -> list[Format]:
+    return [get_format(n) for n in required_list(text, option, "fp16,bf16")]
 
 
 def emit(renderable: RenderableType) -> None:

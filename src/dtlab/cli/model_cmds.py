@@ -18,6 +18,8 @@ from dtlab.cli.common import (
     fail,
     guarded,
     parse_formats,
+    path_argument,
+    required_list,
     split_list,
 )
 from dtlab.defaults import MEMORY_TARGETS, SCAN_BUDGET_BYTES, SCAN_FORMATS, SCAN_SQNR_DB, joined
@@ -69,9 +71,11 @@ def memory_cmd(
     from dtlab.checkpoint import DEFAULT_PATTERNS, embedded_model, memory_table, open_checkpoint
     from dtlab.render.memory import EMBEDDED, memory_view
 
+    path = path_argument(path)
+    to = required_list(targets, "--to", "bf16,int4:g128")
     ckpt = open_checkpoint(path or embedded_model(), allow_pickle=allow_pickle)
-    patterns = split_list(keep) if keep else list(DEFAULT_PATTERNS)
-    table = memory_table(ckpt, split_list(targets), keep_high_precision=patterns)
+    patterns = split_list(keep) if keep is not None else list(DEFAULT_PATTERNS)
+    table = memory_table(ckpt, to, keep_high_precision=patterns)
     if as_json:
         emit_json("dtlab.memory/1", table)
     else:
@@ -122,7 +126,8 @@ def scan_cmd(
     from dtlab.render.memory import EMBEDDED
     from dtlab.render.model import scan_csv, scan_markdown, scan_view
 
-    fmts = parse_formats(to)
+    path = path_argument(path)
+    fmts = parse_formats(to, "--to")
     # bad options fail before the scan, not after it
     rules = parse_fail_rules(split_list(fail_on))
     if (plot_tensor is None) != (plot is None):

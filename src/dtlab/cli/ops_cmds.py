@@ -14,7 +14,7 @@ from dtlab.cli.common import (
     emit_json,
     guarded,
     parse_formats,
-    split_list,
+    required_list,
 )
 from dtlab.cli.value_cmds import OVERFLOW_HELP, ROUNDING_HELP
 from dtlab.defaults import DOT_ACCUMULATE, DOT_FORMATS, DOT_SOURCE, joined
@@ -63,7 +63,9 @@ def dot_cmd(
         check_plot_path(plot)
     a = load_tensor(source, seed=seed, allow_pickle=allow_pickle)
     b = load_tensor(with_, seed=seed + 1, allow_pickle=allow_pickle) if with_ else a
-    accs = [Accumulate.parse(t) for t in split_list(accumulate)]
+    accs = [
+        Accumulate.parse(t) for t in required_list(accumulate, "--accumulate", "float32,format")
+    ]
     policy = Overflow.parse(overflow) if overflow else None
     label = source if not with_ else f"{source} · {with_}"
     result = dot_experiment(

@@ -13,7 +13,7 @@ from dtlab.cli.common import (
     emit,
     emit_json,
     guarded,
-    split_list,
+    required_list,
 )
 from dtlab.defaults import QUANTIZERS, joined
 from dtlab.modes import Rounding
@@ -65,7 +65,7 @@ def quantize_cmd(
         check_plot_path(plot)
     loaded = load_tensor(source, seed=seed, allow_pickle=allow_pickle)
     x = reshape(loaded.tensor, shape) if shape else loaded.tensor
-    specs = split_list(as_)
+    specs = required_list(as_, "--as", "int8,int4:g128")
     result = quantize_analysis(
         x,
         specs,

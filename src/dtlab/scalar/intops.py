@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from dtlab.errors import OptionError, ParseError
 from dtlab.formats.descriptor import Format, IntFormat
 from dtlab.scalar.anatomy import CodeAnatomy, explain_code
-from dtlab.values import parse_value
+from dtlab.values import int_digits, parse_value
 
 
 class IntOp(enum.Enum):
@@ -68,5 +68,8 @@ def _operand(v: int | str, fmt: IntFormat) -> int:
     else:
         n = int(v)
     if not fmt.min <= n <= fmt.max:
-        raise ParseError(f"{n} is outside {fmt.name} [{fmt.min}, {fmt.max}]")
+        shown = int_digits(n)
+        if len(shown) > 40:  # a line, not a page: say how long the number is
+            shown = f"{shown[:12]}... ({len(shown.lstrip('-'))} digits)"
+        raise ParseError(f"{shown} is outside {fmt.name} [{fmt.min}, {fmt.max}]")
     return n

@@ -1,0 +1,83 @@
+"""Bad sizes and values get one line and exit status 2 before any allocation; numbers longer
+than Python's 4,300-digit int/str limit print in full (issue 14)."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from dtlab.cli.app import app
+from dtlab.values import exact_decimal, int_digits, parse_value
+
+runner = CliRunner()
+
+
+def one_line_error(args: list[str], fragment: str) -> None:
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, (args, r.stdout[-300:], r.stderr)
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    assert fragment in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["quantize", "normal:12", "--shape", "99999999999999999999x1"], "do not make shape"),
+        (["quantize", "normal:12", "--shape", "x".join(["1"] * 70)], "at most 64"),
+        (["quantize", "normal:12", "--shape", "-1x-1"], "one -1 at most"),
+        (["quantize", "normal:12", "--shape", "3x-2"], "cannot read shape"),
+        (["quantize", "normal:12", "--shape", "0x-1"], "do not make shape"),
+        (
+            ["quantize", "normal:12", "--as", "int4:g4", "--shape", "2x2x3", "--group-axis", "5"],
+            "out of range",
+        ),
+        (["cast", "normal:10:std=1e39", "--as", "fp8"], "within ±1e+30"),
+        (["cast", "normal:10:std=1e400", "--as", "fp8"], "within ±1e+30"),
+        (["cast", "normal:10:std=0", "--as", "fp8"], "positive"),
+        (["cast", "laplace:10:scale=-2", "--as", "fp8"], "positive"),
+        (["cast", "uniform:10:low=1:high=1", "--as", "fp8"], "low must be below high"),
+        (["cast", "normal:10", "--as", ""], "--as names nothing"),
+        (["dot", "--as", "fp8", "-a", ""], "--accumulate names nothing"),
+        (["quantize", "normal:10", "--as", " , "], "--as names nothing"),
+        (["model", "memory", "--to", ""], "--to names nothing"),
+        (["model", "scan", "--to", ""], "--to names nothing"),
+        (["model", "memory", ""], "empty PATH"),
+        (["model", "scan", " "], "empty PATH"),
+        (["cast", "normal:10", "--as", "e15m2fn"], "beyond float64"),
+        (["dot", "uniform:2^31"], "more than"),
+    ],
+)
+def test_bad_sizes_and_values_are_one_line_errors(args: list[str], fragment: str) -> None:
+    one_line_error(args, fragment)
+
+
+def test_a_reshape_that_fits_still_works() -> None:
+    r = runner.invoke(app, ["quantize", "normal:12", "--shape", "3x-1", "--as", "int8", "--json"])
+    assert r.exit_code == 0, r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["show", "1e5000", "--as", "fp16"], "1" + "0" * 100),
+        (["show", "2^-20000", "--as", "fp64"], "0." + "0" * 6000),
+        (["info", "e15m2"], "binades"),
+        (["decode", "0x1", "--as", "e14m1"], "2^-8191"),
+    ],
+)
+def test_huge_exact_numbers_print(args: list[str], fragment: str) -> None:
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.stderr
+    assert fragment in r.stdout.replace("\n", "").replace(" ", "")
+
+
+def test_huge_integers_in_int_ops_are_one_line_errors() -> None:
+    one_line_error(["int", "add", "9" * 5000, "1", "--as", "int64"], "(5000 digits) is outside")
+
+
+def test_digits_beyond_the_str_limit_are_exact() -> None:
+    n = 7**6000  # 5,071 digits
+    assert int(int_digits(n)[:50]) == int(str(n // 10 ** (len(int_digits(n)) - 50)))
+    assert parse_value("9" * 5000).fraction == 10**5000 - 1
+    text = exact_decimal(parse_value("2^-15000").fraction)
+    assert text is not None and text.startswith("0.") and len(text) > 15000
