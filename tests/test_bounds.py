@@ -3,10 +3,16 @@ than Python's 4,300-digit int/str limit print in full (issue 14)."""
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
+import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from dtlab.cli.app import app
+from dtlab.inputs import load_tensor
 from dtlab.values import exact_decimal, int_digits, parse_value
 
 runner = CliRunner()
@@ -81,3 +87,42 @@ def test_digits_beyond_the_str_limit_are_exact() -> None:
     assert parse_value("9" * 5000).fraction == 10**5000 - 1
     text = exact_decimal(parse_value("2^-15000").fraction)
     assert text is not None and text.startswith("0.") and len(text) > 15000
+
+
+# ---- files: valid ones read, hostile ones refused by their declared sizes -------------------
+
+
+def test_big_endian_npy_is_read_as_its_values(tmp_path: Path) -> None:
+    np.save(tmp_path / "be.npy", np.array([1.5, -2.0, 3.25], dtype=">f4"))
+    assert load_tensor(str(tmp_path / "be.npy")).tensor.tolist() == [1.5, -2.0, 3.25]
+
+
+def test_long_double_npy_is_refused_clearly(tmp_path: Path) -> None:
+    np.save(tmp_path / "ld.npy", np.arange(3, dtype=np.longdouble))
+    if np.dtype(np.longdouble).itemsize <= 8:
+        pytest.skip("long double is float64 on this platform")
+    one_line_error(["cast", str(tmp_path / "ld.npy"), "--as", "fp8"], "long double")
+
+
+def test_dot_refuses_a_huge_vector_before_making_it() -> None:
+    """2^30 values would be 4 GB, and several float64 copies: refused as declared."""
+    one_line_error(["dot", "uniform:2^30"], "this command takes")
+
+
+def test_a_compressed_pickle_bomb_is_refused_before_loading(tmp_path: Path) -> None:
+    good = tmp_path / "ok.pt"
+    torch.save({"w": torch.zeros(8)}, good)
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            out.writestr(info.filename, bytes(8 << 20) if "/data/" in info.filename else data)
+    assert bomb.stat().st_size < 100_000  # inflates to 8 MB
+    one_line_error(["cast", str(bomb), "--as", "fp8", "--allow-pickle"], "compressed entries")
+    r = runner.invoke(app, ["cast", str(good), "--as", "fp8", "--allow-pickle"])
+    assert r.exit_code == 0, r.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
+def test_an_output_folder_that_refuses_files_fails_before_the_work() -> None:
+    one_line_error(["cast", "normal:10", "--plot", "/proc/x.png"], "folder not writable")

@@ -71,7 +71,9 @@ class Loaded:
     files: tuple[Path, ...] = ()  # the files it was read from: outputs may not overwrite them
 
 
-def load_tensor(spec: str, *, seed: int = 0, allow_pickle: bool = False) -> Loaded:
+def load_tensor(
+    spec: str, *, seed: int = 0, allow_pickle: bool = False, max_values: int = MAX_GENERATED
+) -> Loaded:
     """Load or generate one tensor (CPU, floating point); see the module for the forms.
 
     >>> load_tensor("normal:8:std=10", seed=1).tensor.shape
@@ -80,7 +82,8 @@ def load_tensor(spec: str, *, seed: int = 0, allow_pickle: bool = False) -> Load
     text = spec.strip()
     head = text.split(":", 1)[0].lower()
     if head in _DISTS:
-        return Loaded(source=text, name=text, tensor=generate(text, seed=seed))
+        tensor = generate(text, seed=seed, max_values=max_values)
+        return Loaded(source=text, name=text, tensor=tensor)
     path, name = split_source(text)
     if not path.exists():
         raise InputError(f"{show(path)}: no such file (or write a distribution such as normal:1e6)")
@@ -89,7 +92,7 @@ def load_tensor(spec: str, *, seed: int = 0, allow_pickle: bool = False) -> Load
     if path.is_file() and path.suffix.lower() == ".npy":
         if name is not None:
             raise InputError(f"{show(path)}: a .npy file holds one array; drop :{name}")
-        tensor = _float(_load_npy(path), text)
+        tensor = _float(_load_npy(path, max_values), text)
         return Loaded(source=text, name=path.stem, tensor=tensor, files=(path,))
     if path.is_file() and not path.name.lower().endswith(_CHECKPOINT_SUFFIXES):
         raise InputAdvice(
@@ -98,7 +101,7 @@ def load_tensor(spec: str, *, seed: int = 0, allow_pickle: bool = False) -> Load
             "allow_pickle",
             " .pt/.pth/.bin/.ckpt[:NAME]",
         )
-    chosen, tensor, files = _load_checkpoint(path, name, allow_pickle=allow_pickle)
+    chosen, tensor, files = _load_checkpoint(path, name, allow_pickle, max_values)
     return Loaded(source=text, name=chosen, tensor=_float(tensor, text), files=files)
 
 
@@ -118,14 +121,21 @@ def split_source(text: str) -> tuple[Path, str | None]:
 
 
 def _load_checkpoint(
-    path: Path, name: str | None, *, allow_pickle: bool
+    path: Path, name: str | None, allow_pickle: bool, max_values: int
 ) -> tuple[str, torch.Tensor, tuple[Path, ...]]:
     try:
         ckpt = open_checkpoint(path, allow_pickle=allow_pickle)
     except CheckpointError as exc:
         raise _unreadable(path, exc) from None
     chosen = _pick(path, name, ckpt.names)
+    _check_count(f"{show(path)}:{chosen}", ckpt.entry(chosen).numel, max_values)
     return chosen, read_tensor(ckpt, chosen), ckpt.files
+
+
+def _check_count(what: str, n: int, max_values: int) -> None:
+    """Sizes are checked as declared, before anything is read or allocated."""
+    if n > max_values:
+        raise InputError(f"{what}: {n:,} values is more than {max_values:,} this command takes")
 
 
 def _unreadable(path: Path, exc: CheckpointError) -> CheckpointError:
@@ -158,7 +168,7 @@ def _similar(key: str, names: tuple[str, ...]) -> str:
     return f"; similar: {', '.join(found)}" if found else ""
 
 
-def generate(spec: str, *, seed: int = 0) -> torch.Tensor:
+def generate(spec: str, *, seed: int = 0, max_values: int = MAX_GENERATED) -> torch.Tensor:
     parts = spec.strip().split(":")
     dist = parts[0].lower()
     if len(parts) < 2:
@@ -167,8 +177,9 @@ def generate(spec: str, *, seed: int = 0) -> torch.Tensor:
     if not count.is_finite or count.fraction.denominator != 1 or count.fraction < 1:
         raise ParseError(f"{spec!r}: the count must be a positive integer, got {parts[1]!r}")
     n = int(count.fraction)
-    if n > MAX_GENERATED:
-        raise ParseError(f"{spec!r}: {n:,} values is more than {MAX_GENERATED:,}; use a file")
+    if n > min(max_values, MAX_GENERATED):
+        cap = min(max_values, MAX_GENERATED)
+        raise ParseError(f"{spec!r}: {n:,} values is more than {cap:,} this command takes")
     opts = dict(_DISTS[dist])
     for item in parts[2:]:
         key, sep, value = item.partition("=")
@@ -211,7 +222,7 @@ def _float(t: torch.Tensor, source: str) -> torch.Tensor:
     return t
 
 
-def _load_npy(path: Path) -> torch.Tensor:
+def _load_npy(path: Path, max_values: int) -> torch.Tensor:
     import numpy as np
 
     try:
@@ -220,7 +231,14 @@ def _load_npy(path: Path) -> torch.Tensor:
         raise InputError(f"{path}: not a readable .npy file ({first_line(exc)})") from None
     if arr.dtype.kind != "f":
         raise InputError(f"{path}: holds {arr.dtype}, not floating point values")
-    return torch.from_numpy(np.array(arr))
+    _check_count(show(path), arr.size, max_values)
+    if arr.dtype.itemsize > 8:  # longdouble: torch has no such dtype, and float64 would round
+        raise InputError(
+            f"{path}: holds {arr.dtype} (long double), which torch cannot hold; convert it to "
+            "float64 yourself if rounding it is acceptable"
+        )
+    native = arr.dtype.newbyteorder("=")  # a big-endian file is read as the same values
+    return torch.from_numpy(np.array(arr, dtype=native))
 
 
 def reshape(t: torch.Tensor, shape: str) -> torch.Tensor:

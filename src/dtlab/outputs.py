@@ -49,7 +49,7 @@ def check_writable(path: Path, *, inputs: Iterable[Path] = ()) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OptionError(f"{parent}: no such folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not os.access(parent, os.W_OK | os.X_OK) or not _can_create(parent):
         raise OptionError(f"{parent}: folder not writable")
     for source in inputs:
         if _same_file(path, source):
@@ -57,6 +57,17 @@ def check_writable(path: Path, *, inputs: Iterable[Path] = ()) -> None:
                 f"{path}: is an input of this command ({source}); refusing to overwrite it: "
                 "write the output elsewhere"
             )
+
+
+def _can_create(folder: Path) -> bool:
+    """Whether a file can be made in ``folder`` (os.access says yes to root in /proc)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".dtlab-probe.", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
 
 
 def check_plot_path(path: Path, *, inputs: Iterable[Path] = ()) -> None:
@@ -85,7 +96,10 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path`` (same suffix, so writers that go
     by it choose the same format), then rename it over ``path``: ``path`` is either untouched
     or complete, never half written."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: could not be written ({first_line(exc)})") from None
     os.close(fd)
     tmp = Path(name)
     try:

@@ -34,6 +34,7 @@ from dtlab.kernels.params import as_format, prepare
 from dtlab.modes import Overflow, Rounding, parse_enum
 
 MAX_SEQUENTIAL_TORCH = 1 << 16  # without the C kernel a sequential sum is a Python loop
+MAX_TERMS = 1 << 26  # products held at once (float64, a few copies): about 2 GiB at the cap
 FLOAT64_DIGITS = 53 * math.log10(2)
 
 
@@ -210,6 +211,11 @@ def _check_vectors(a: torch.Tensor, b: torch.Tensor) -> None:
             f"dot needs two vectors of one length; these differ in length: {a.numel()} and "
             f"{b.numel()}"
         )
+    if a.numel() > MAX_TERMS:
+        raise OptionError(
+            f"dot of {a.numel():,} values is more than {MAX_TERMS:,}: the experiment holds "
+            "several float64 copies; use a sample of the vectors"
+        )
 
 
 def _dot(op: _Operands, f: Format) -> OpResult:
@@ -248,6 +254,9 @@ def matmul(
         raise OptionError(
             f"matmul needs (m, k) and (k, n) matrices, got {tuple(a.shape)} and {tuple(b.shape)}"
         )
+    terms = a.shape[0] * a.shape[1] * b.shape[1]
+    if terms > MAX_TERMS:
+        raise OptionError(f"matmul of {terms:,} products is more than {MAX_TERMS:,}")
     op = _Operands.of(a, b, f, rounding, overflow, accumulate)
     qa, qb, mode, policy, acc = op.qa, op.qb, op.mode, op.policy, op.acc
     exact, rounded = op.a @ op.b, qa @ qb

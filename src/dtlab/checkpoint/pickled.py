@@ -13,6 +13,7 @@ When that unpickler refuses a file, the message says so in one line and gives to
 from __future__ import annotations
 
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def load_pickle(
 ) -> tuple[tuple[TensorEntry, ...], tuple[tuple[str, ...], ...], dict[str, torch.Tensor]]:
     """Entries, tied groups and the (memory-mapped) tensors of a torch.save file."""
     where = show(path)
+    _check_declared_sizes(path)
     try:
         obj = _load(path)
     except Exception as exc:  # UnpicklingError, RuntimeError (not a zip file), OSError, ...
@@ -55,6 +57,31 @@ def load_pickle(
         raise CheckpointError(f"{where}: the pickle holds no tensors")
     entries = tuple(_entry(path, name, t) for name, t in tensors.items())
     return entries, _tied(tensors), tensors
+
+
+def _check_declared_sizes(path: Path) -> None:
+    """Refuse, before loading, a zip-format file whose entries would inflate: torch.save
+    stores every entry uncompressed, so a compressed entry, or declared sizes beyond the
+    file's own, mark a bomb (1 MB that inflates to 1 GiB). Legacy (pre-zip) files are read
+    unmapped, and bounded by the file's size alone."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"{show(path)}: not a readable torch.save archive ({exc})") from None
+    packed = [i.filename for i in infos if i.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        raise CheckpointError(
+            f"{show(path)}: {len(packed)} compressed entries (first {packed[0]!r}); torch.save "
+            "writes none, and their inflated size is not bounded: refusing to load it"
+        )
+    declared, size = sum(i.file_size for i in infos), path.stat().st_size
+    if declared > size:
+        raise CheckpointError(
+            f"{show(path)}: its entries declare {declared:,} bytes in a {size:,}-byte file"
+        )
 
 
 def _load(path: Path) -> object:

@@ -55,14 +55,15 @@ def dot_cmd(
       dtlab dot uniform:1e5 --as bf16,fp8 --accumulate float32,format,pairwise
       dtlab dot normal:4096 --with normal:4096 --seed 1 --as fp16 -a format
     """
-    from dtlab.analysis.ops import Accumulate, dot_experiment
+    from dtlab.analysis.ops import MAX_TERMS, Accumulate, dot_experiment
     from dtlab.inputs import load_tensor
     from dtlab.render.ops import dot_table
 
     if plot is not None:
         check_plot_path(plot)
-    a = load_tensor(source, seed=seed, allow_pickle=allow_pickle)
-    b = load_tensor(with_, seed=seed + 1, allow_pickle=allow_pickle) if with_ else a
+    cap = MAX_TERMS  # checked as declared, before the vectors are made or read
+    a = load_tensor(source, seed=seed, allow_pickle=allow_pickle, max_values=cap)
+    b = load_tensor(with_, seed=seed + 1, allow_pickle=allow_pickle, max_values=cap) if with_ else a
     accs = [
         Accumulate.parse(t) for t in required_list(accumulate, "--accumulate", "float32,format")
     ]
