@@ -79,9 +79,10 @@ class ExactValue:
 
 NAN = ExactValue(Kind.NAN, False)
 
-_DECIMAL = re.compile(r"(\d*)(?:\.(\d*))?(?:e([+-]?\d+))?")
-_HEX = re.compile(r"0x([0-9a-f]*)(?:\.([0-9a-f]*))?(?:p([+-]?\d+))?")
-_POWER = re.compile(r"2(?:\*\*|\^)\(?([+-]?\d+)\)?")
+# ASCII digits only ([0-9], not \d, which takes Arabic-Indic and Devanagari digits too)
+_DECIMAL = re.compile(r"([0-9]*)(?:\.([0-9]*))?(?:e([+-]?[0-9]+))?")
+_HEX = re.compile(r"0x([0-9a-f]*)(?:\.([0-9a-f]*))?(?:p([+-]?[0-9]+))?")
+_POWER = re.compile(r"2(?:\*\*|\^)(?:([+-]?[0-9]+)|\(([+-]?[0-9]+)\))")
 _FRACTION = re.compile(r"([^/]+)/([^/]+)")
 
 
@@ -92,7 +93,8 @@ def parse_value(text: str) -> ExactValue:
     Fraction(6, 1)
     """
     raw = text
-    s = text.strip().lower().replace("_", "")
+    # U+2212, the minus sign dtlab itself prints, reads as "-"
+    s = text.strip().lower().replace("_", "").replace("\u2212", "-")
     if len(s) > MAX_DIGITS:
         raise ParseError(f"number too long ({len(s)} characters; at most {MAX_DIGITS})")
     negative = s.startswith("-")
@@ -118,7 +120,7 @@ def _unsigned(s: str, raw: str) -> Fraction:
             raise ParseError(f"{raw.strip()!r}: a hex float needs digits, as in 0x1.8p2")
         return Fraction(int(whole + frac, 16), 16 ** len(frac)) * _pow(2, exp, raw)
     if m := _POWER.fullmatch(s):
-        return _pow(2, m.group(1), raw)
+        return _pow(2, m.group(1) or m.group(2), raw)
     m = _DECIMAL.fullmatch(s)
     if not m or not (m.group(1) or m.group(2)):
         raise ParseError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -104,6 +105,14 @@ class Progress:
 ProgressFn = Callable[[Progress], None]
 
 
+def max_workers() -> int:
+    """The most worker processes a scan starts: this machine's usable cores."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):  # not Linux
+        return max(os.cpu_count() or 1, 1)
+
+
 def scan_checkpoint(
     path: str | Path | None,
     formats: list[Format] | None = None,
@@ -119,6 +128,7 @@ def scan_checkpoint(
     source = str(path) if path is not None else str(embedded_model())
     if workers < 1:
         raise OptionError("workers must be at least 1")
+    workers = min(workers, max_workers())  # more processes than cores only add memory
     if not math.isfinite(sqnr_threshold_db):
         raise OptionError(f"the SQNR threshold is a finite number of dB, not {sqnr_threshold_db}")
     if memory_budget < 1 << 20:

@@ -38,7 +38,8 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True),
 ) -> None:
-    STATE["debug"] = debug or bool(os.environ.get("DTLAB_DEBUG"))
+    flag = os.environ.get("DTLAB_DEBUG", "").strip().lower()
+    STATE["debug"] = debug or flag in ("1", "true", "yes", "on")  # "0" and "" mean off
 
 
 app.command("formats")(formats_cmd)

@@ -141,6 +141,9 @@ def scan_cmd(
     check_distinct([plot, csv_out, md_out])
     show_progress = not as_json and console.is_terminal
     report = _run(path, fmts, sqnr, budget, workers, allow_pickle, show_progress)
+    if report.workers < workers:
+        note = f"note: --workers {workers} capped at {report.workers}, this machine's cores"
+        err_console.print(note, markup=False)
     if plot_tensor is not None and plot is not None:
         _plot(report.source, plot_tensor, fmts, plot, allow_pickle)
     if csv_out is not None:

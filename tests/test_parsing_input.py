@@ -1,0 +1,66 @@
+"""Accept what dtlab prints, refuse what it cannot mean (issue 15): the Unicode minus reads as
+'-', digits of other scripts and unbalanced parentheses are refused; DTLAB_DEBUG=0 is off;
+--workers is capped at the machine's cores with a note."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from dtlab.checkpoint.scan import max_workers
+from dtlab.cli.app import app
+from dtlab.errors import ParseError
+from dtlab.values import parse_value
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("\u22125", "-5"),
+        ("\u22121/3", "-1/3"),
+        ("1e\u22123", "0.001"),
+        ("2^(-3)", "0.125"),
+        ("2**(3)", "8"),
+        ("2^-24", "0.000000059604644775390625"),
+    ],
+)
+def test_what_dtlab_prints_is_read_back(text: str, want: str) -> None:
+    assert str(parse_value(text)) == want
+
+
+@pytest.mark.parametrize("text", ["٣", "३.५", "1e٣", "0x١", "2^(3", "2^3)", "2^((3))", "٣/4"])
+def test_what_cannot_be_meant_is_refused(text: str) -> None:
+    with pytest.raises(ParseError):
+        parse_value(text)
+
+
+def test_the_printed_minus_round_trips_through_show() -> None:
+    r = runner.invoke(app, ["show", "\u22122.5", "--as", "fp16", "--json"])
+    assert r.exit_code == 0 and '"-2.5"' in r.stdout
+
+
+@pytest.mark.parametrize(("value", "traceback"), [("0", False), ("", False), ("1", True)])
+def test_dtlab_debug_zero_means_off(value: str, traceback: bool) -> None:
+    env = {**os.environ, "DTLAB_DEBUG": value}
+    done = subprocess.run(
+        [sys.executable, "-c", "from dtlab.cli.app import main; main()", "show", "abc"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert ("Traceback" in done.stderr) is traceback, done.stderr
+
+
+def test_workers_are_capped_at_the_cores_with_a_note() -> None:
+    r = runner.invoke(app, ["model", "scan", "--to", "fp16", "--workers", "1000", "--json"])
+    assert r.exit_code == 0, r.stderr
+    assert f"capped at {max_workers()}" in r.stderr
+    assert f'"workers": {max_workers()}' in r.stdout
