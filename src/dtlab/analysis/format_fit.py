@@ -42,10 +42,11 @@ class InputSummary:
 class FormatRange:
     """The binades a format covers: normals in [2^emin, max], subnormals down to 2^emin_sub."""
 
-    max: float
+    max: float  # the largest finite value
     emax: int
     emin: int
     emin_sub: int
+    min: float = 0.0  # the lowest finite value: -max, int8's -128, or 0 when unsigned
 
 
 @dataclass(frozen=True)
@@ -152,14 +153,17 @@ class _Scan:
 
 def format_range(fmt: Format) -> FormatRange:
     if isinstance(fmt, IntFormat):
-        top = max(fmt.max, -fmt.min)
-        return FormatRange(float(top), top.bit_length() - 1, 0, 0)
+        top = max(fmt.max, -fmt.min)  # the binades reach -128's for int8
+        return FormatRange(
+            max=float(fmt.max), emax=top.bit_length() - 1, emin=0, emin_sub=0, min=float(fmt.min)
+        )
     sub = fmt.smallest_subnormal
     return FormatRange(
         max=float(fmt.max) if fmt.emax <= 1023 else math.inf,  # past float64 (e15m2): inf
         emax=fmt.emax,
         emin=fmt.emin,
         emin_sub=sub.numerator.bit_length() - sub.denominator.bit_length(),
+        min=-math.inf if fmt.emax > 1023 else float(fmt.min),
     )
 
 

@@ -21,12 +21,12 @@ import dataclasses
 import enum
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 
 import torch
 
 from dtlab.errors import OptionError
 from dtlab.formats import FloatFormat, Format
+from dtlab.formats.quantizer import packed_size
 from dtlab.formats.report import describe
 from dtlab.kernels import has_c_kernel, quantize
 from dtlab.kernels.native import DotAccumulation, dot_sequential
@@ -64,7 +64,7 @@ class OpResult:
     rel_error_rounding: float  # against the rounded inputs: what accumulation alone costs
     correct_digits: float  # -log10(rel_error); inf when exact
     digits_lost: float  # float64's 15.95 digits minus correct_digits
-    operand_bytes: Fraction  # memory the two operands take in this format (packed)
+    operand_bytes: int  # memory the two operands take in this format, each packed to whole bytes
 
 
 def _rel(got: torch.Tensor | float, ref: torch.Tensor | float) -> float:
@@ -203,6 +203,11 @@ def dot(
     return _dot(_Operands.of(a, b, f, rounding, overflow, accumulate), f)
 
 
+def _packed_bytes(count: int, fmt: Format) -> int:
+    """Bytes of ``count`` values of fmt, packed below 8 bits, rounded up to whole bytes."""
+    return packed_size(count, int(describe(fmt).packed_bytes_per_value * 8))
+
+
 def _check_vectors(a: torch.Tensor, b: torch.Tensor) -> None:
     if a.dim() != 1 or b.dim() != 1:
         raise OptionError(f"dot needs two vectors, got {tuple(a.shape)} and {tuple(b.shape)}")
@@ -235,7 +240,7 @@ def _dot(op: _Operands, f: Format) -> OpResult:
         rel_error_rounding=_rel(value, rounded),
         correct_digits=_digits(rel),
         digits_lost=FLOAT64_DIGITS - _digits(rel),
-        operand_bytes=2 * n * describe(f).packed_bytes_per_value,
+        operand_bytes=2 * _packed_bytes(n, f),
     )
 
 
@@ -262,7 +267,7 @@ def matmul(
     exact, rounded = op.a @ op.b, qa @ qb
     got = _accumulate_matmul(qa, qb, f, acc, mode, policy)
     rel = _rel(got, exact)
-    size = (a.numel() + b.numel()) * describe(f).packed_bytes_per_value
+    size = _packed_bytes(a.numel(), f) + _packed_bytes(b.numel(), f)
     return OpResult(
         format=f,
         accumulate=acc,

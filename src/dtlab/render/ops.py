@@ -9,7 +9,6 @@ from rich.table import Table
 from rich.text import Text
 
 from dtlab.analysis.ops import DotExperiment
-from dtlab.values import exact_decimal
 
 
 def _digits(d: float) -> str:
@@ -42,7 +41,7 @@ def dot_table(e: DotExperiment) -> RenderableType:
             f"≈{r.rel_error:.3g}",
             f"≈{r.rel_error_rounding:.3g}",
             _digits(r.correct_digits),
-            exact_decimal(r.operand_bytes) or str(r.operand_bytes),
+            f"{r.operand_bytes:,}",
         )
     note = Text(
         "result: the float64 the emulated accumulation ends with (repr: the digits that read it "
