@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -64,3 +65,28 @@ def test_workers_are_capped_at_the_cores_with_a_note() -> None:
     assert r.exit_code == 0, r.stderr
     assert f"capped at {max_workers()}" in r.stderr
     assert f'"workers": {max_workers()}' in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("redirect", "fragment"),
+    [(">&-", "standard output is closed"), ("> /dev/full", "No space left")],
+)
+def test_an_unwritable_stdout_is_one_line_and_status_2(redirect: str, fragment: str) -> None:
+    if redirect.endswith("/dev/full") and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    main = "from dtlab.cli.app import main; main()"
+    cmd = f"'{sys.executable}' -c '{main}' show 1 --as fp8 {redirect}"
+    done = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and fragment in done.stderr, done.stderr
+
+
+def test_tour_chapters_take_a_list_as_every_list_option_does() -> None:
+    def keys(*args: str) -> list[str]:
+        r = runner.invoke(app, ["tour", *args, "--json"])
+        assert r.exit_code == 0, r.stderr
+        return [c["key"] for c in json.loads(r.stdout)["result"]]
+
+    assert keys("-c", "integers,sizes") == keys("-c", "integers", "-c", "sizes")
+    assert keys("-c", "integers,sizes") == ["integers", "sizes"]
+    assert runner.invoke(app, ["tour", "-c", ","]).exit_code == 2

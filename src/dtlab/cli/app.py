@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import sys
 
 import typer
 
@@ -54,5 +56,30 @@ app.add_typer(model_app, name="model")
 app.command("tour")(tour_cmd)
 
 
+_WRITE_ERRORS = (errno.EPIPE, errno.ENOSPC, errno.EBADF, errno.EIO, errno.EDQUOT)
+
+
 def main() -> None:
-    app()
+    """The ``dtlab`` command. A standard output that is closed, full or gone is one line on
+    stderr and exit status 2, not a traceback."""
+    if sys.stdout is None:
+        sys.stderr.write("error: standard output is closed; dtlab has nowhere to write\n")
+        raise SystemExit(2)
+    try:
+        app()
+        sys.stdout.flush()
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRORS:
+            raise
+        _silence_stdout()
+        sys.stderr.write(f"error: cannot write the output ({exc.strerror or exc})\n")
+        raise SystemExit(2) from None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit has nothing to fail on."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -18,7 +18,8 @@ from dtlab.render.jsonable import dumps
 from dtlab.render.text import printable
 
 # Piped output gets a wide page rather than rich's 80-column fallback.
-_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+_TTY = sys.stdout is not None and sys.stdout.isatty()  # None: started with stdout closed
+_WIDTH = None if _TTY or os.environ.get("COLUMNS") else 120
 console = Console(highlight=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 

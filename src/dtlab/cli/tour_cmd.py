@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dtlab.cli.common import JSON_OPTION, emit, emit_json, guarded
+from dtlab.cli.common import JSON_OPTION, emit, emit_json, fail, guarded, split_list
 from dtlab.render.tour import chapter_view
 from dtlab.tour import CHAPTERS, run_tour
 
@@ -12,7 +12,10 @@ from dtlab.tour import CHAPTERS, run_tour
 @guarded
 def tour_cmd(
     chapter: list[str] = typer.Option(
-        None, "--chapter", "-c", help=f"Only these chapters: {', '.join(CHAPTERS)}."
+        None,
+        "--chapter",
+        "-c",
+        help=f"Only these chapters, comma-separated or repeated: {', '.join(CHAPTERS)}.",
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -22,9 +25,13 @@ def tour_cmd(
     Examples:
       dtlab tour
       dtlab tour --chapter one-third
+      dtlab tour -c integers,sizes
       dtlab tour --json
     """
-    chapters = run_tour(chapter or None)
+    names = [name for given in chapter or [] for name in split_list(given)]
+    if chapter and not names:
+        raise fail("--chapter names nothing (example: -c integers,sizes)")
+    chapters = run_tour(names or None)
     if as_json:
         emit_json("dtlab.tour/1", chapters)
         return
