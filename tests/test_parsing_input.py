@@ -90,3 +90,21 @@ def test_tour_chapters_take_a_list_as_every_list_option_does() -> None:
     assert keys("-c", "integers,sizes") == keys("-c", "integers", "-c", "sizes")
     assert keys("-c", "integers,sizes") == ["integers", "sizes"]
     assert runner.invoke(app, ["tour", "-c", ","]).exit_code == 2
+
+
+def test_suggestions_are_formats_themselves() -> None:
+    r = runner.invoke(app, ["info", "e0m0"])
+    assert r.exit_code == 2 and "e0m0fn" not in r.stderr, r.stderr
+    r = runner.invoke(app, ["info", "e3m0"])  # too small for IEEE inf and NaN: e3m0fn works
+    assert r.exit_code == 2 and "try e3m0fn" in r.stderr
+    assert runner.invoke(app, ["info", "e3m0fn"]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("code", "previous", "following"), [("0b00", "-1", "2"), ("0b10", "-2", "1")]
+)
+def test_neighbours_cross_a_missing_zero(code: str, previous: str, following: str) -> None:
+    """e1m0fn holds -2, -1, 1, 2 (no zero): below 1 lies -1, above -1 lies 1."""
+    r = runner.invoke(app, ["decode", code, "--as", "e1m0fn", "--json"])
+    (doc,) = json.loads(r.stdout)["result"]
+    assert (doc["previous"], doc["next"]) == (previous, following), doc

@@ -81,6 +81,10 @@ def parse_short(text: str) -> Format | None:
     except FormatSpecError as e:
         if style or nan is not NanEncoding.IEEE:
             raise
+        try:  # suggest the finite forms only where they are formats themselves (not e0m0)
+            parse_short(f"{text}fn")
+        except FormatSpecError:
+            raise FormatSpecError(f"{text!r}: {e}") from None
         # the plain form means IEEE inf and NaN, which a tiny format cannot hold
         raise FormatSpecError(
             f"{text!r}: {e}, and the plain eXmY form has IEEE inf and NaN; try {text}fn "

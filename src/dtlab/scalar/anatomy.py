@@ -227,4 +227,8 @@ def _step(value: ExactValue, fmt: FloatFormat, *, down: bool) -> ExactValue | No
     if enc.outcome in (Outcome.OVERFLOW_NAN, Outcome.SATURATED):
         return None  # past the end of a format without infinities
     got = decode(enc.code, fmt)
-    return None if got.is_finite and got.fraction == x else got
+    if got.is_finite and got.fraction == x:
+        # a signed format without zero (e1m0fn) steps across it: below +v1 lies -v1
+        crosses = fmt.signed and not fmt.has_zero and abs(x) == fmt.smallest_positive
+        return ExactValue.of(-x) if crosses and (x > 0) == down else None
+    return got
