@@ -26,6 +26,8 @@ def default(path: str, option: str) -> object:
 @pytest.mark.parametrize(
     ("path", "option", "want"),
     [
+        ("show", "--as", defaults.joined(defaults.SHOW_FORMATS)),
+        ("show", "--rounding", "nearest-even"),
         ("cast", "--as", defaults.joined(defaults.CAST_FORMATS)),
         ("cast", "--rounding", "nearest-even"),
         ("cast", "--subnormals", "keep"),

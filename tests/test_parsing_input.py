@@ -108,3 +108,12 @@ def test_neighbours_cross_a_missing_zero(code: str, previous: str, following: st
     r = runner.invoke(app, ["decode", code, "--as", "e1m0fn", "--json"])
     (doc,) = json.loads(r.stdout)["result"]
     assert (doc["previous"], doc["next"]) == (previous, following), doc
+
+
+def test_minus_o_means_output_and_shows_old_spelling_is_deprecated() -> None:
+    new = runner.invoke(app, ["show", "1000", "--as", "fp8", "--overflow", "saturate", "--json"])
+    old = runner.invoke(app, ["show", "1000", "--as", "fp8", "-o", "saturate", "--json"])
+    assert new.exit_code == old.exit_code == 0
+    assert json.loads(old.stdout) == json.loads(new.stdout)  # the old spelling still works
+    assert "deprecated" in old.stderr and "deprecated" not in new.stderr
+    assert " -o" not in runner.invoke(app, ["show", "--help"]).stdout  # taught no more

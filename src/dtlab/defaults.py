@@ -18,9 +18,11 @@ __all__ = [
     "SCAN_BUDGET_BYTES",
     "SCAN_FORMATS",
     "SCAN_SQNR_DB",
+    "SHOW_FORMATS",
     "joined",
 ]
 
+SHOW_FORMATS = ("fp32", "fp16", "bf16", "fp8")  # dtlab show --as
 CAST_FORMATS = ("bf16", "fp16", "fp8")  # dtlab cast --as
 DOT_FORMATS = ("fp32", "bf16", "fp16", "fp8")  # dtlab dot --as
 DOT_ACCUMULATE = ("float32",)  # dtlab dot --accumulate

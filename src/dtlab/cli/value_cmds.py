@@ -6,7 +6,8 @@ import typer
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from dtlab.cli.common import JSON_OPTION, emit, emit_json, guarded, parse_formats
+from dtlab.cli.common import JSON_OPTION, emit, emit_json, err_console, guarded, parse_formats
+from dtlab.defaults import SHOW_FORMATS, joined
 from dtlab.modes import Overflow, Rounding
 from dtlab.render.terminal import anatomy_block, code_block
 from dtlab.scalar import explain, explain_code
@@ -22,9 +23,12 @@ OVERFLOW_HELP = (
 @guarded
 def show_cmd(
     value: str = typer.Argument(..., help="0.1, -1e-3, 1/3, 0x1.8p2, 2^-24, inf, nan, -0 (exact)."),
-    as_: str = typer.Option("fp32,fp16,bf16,fp8", "--as", help="Formats, comma-separated."),
-    rounding: str = typer.Option("nearest-even", "--rounding", "-r", help=ROUNDING_HELP),
-    overflow: str = typer.Option(None, "--overflow", "-o", help=OVERFLOW_HELP),
+    as_: str = typer.Option(joined(SHOW_FORMATS), "--as", help="Formats, comma-separated."),
+    rounding: str = typer.Option(
+        Rounding.NEAREST_EVEN.value, "--rounding", "-r", help=ROUNDING_HELP
+    ),
+    overflow: str = typer.Option(None, "--overflow", help=OVERFLOW_HELP),
+    overflow_short: str = typer.Option(None, "-o", hidden=True),  # deprecated: -o is --output
     as_json: bool = JSON_OPTION,
 ) -> None:
     """What a value becomes in each format: bits, formula, exact stored decimal, error, neighbours.
@@ -40,6 +44,13 @@ def show_cmd(
       dtlab show -5 --as int8,uint8
       dtlab show 300 --as int8 --overflow wrap --rounding toward-zero
     """
+    if overflow_short is not None:
+        err_console.print(
+            "note: -o for --overflow is deprecated (-o means --output in dtlab cast); "
+            "write --overflow",
+            markup=False,
+        )
+        overflow = overflow or overflow_short
     mode = Rounding.parse(rounding)
     policy = Overflow.parse(overflow) if overflow else None
     results = [explain(value, f, rounding=mode, overflow=policy) for f in parse_formats(as_)]
