@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -117,3 +118,15 @@ def test_minus_o_means_output_and_shows_old_spelling_is_deprecated() -> None:
     assert json.loads(old.stdout) == json.loads(new.stdout)  # the old spelling still works
     assert "deprecated" in old.stderr and "deprecated" not in new.stderr
     assert " -o" not in runner.invoke(app, ["show", "--help"]).stdout  # taught no more
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs an unwritable HOME")
+def test_matplotlib_notices_stay_off_stderr_under_an_unwritable_home(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MPLCONFIGDIR"} | {"HOME": "/proc"}
+    main = "from dtlab.cli.app import main; main()"
+    args = ["cast", "normal:100", "--as", "fp8", "--plot", str(tmp_path / "x.png")]
+    done = subprocess.run(
+        [sys.executable, "-c", main, *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert (tmp_path / "x.png").stat().st_size > 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,14 @@ SAMPLE = 200_000  # values drawn for the linear histogram
 
 
 def _pyplot() -> Any:
+    # Under an unwritable HOME matplotlib logs two multi-line warnings and makes a new cache
+    # every run: give it a lasting cache of dtlab's own, and keep its notices off stderr.
+    if "MPLCONFIGDIR" not in os.environ and not os.access(Path.home(), os.W_OK):
+        uid = getattr(os, "getuid", lambda: 0)()
+        cache = Path(tempfile.gettempdir()) / f"dtlab-matplotlib-{uid}"
+        cache.mkdir(mode=0o700, exist_ok=True)
+        os.environ["MPLCONFIGDIR"] = str(cache)
+    logging.getLogger("matplotlib").setLevel(logging.ERROR)
     import matplotlib
 
     matplotlib.use("Agg")
