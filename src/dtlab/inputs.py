@@ -177,8 +177,8 @@ def generate(spec: str, *, seed: int = 0, max_values: int = MAX_GENERATED) -> to
     if not count.is_finite or count.fraction.denominator != 1 or count.fraction < 1:
         raise ParseError(f"{spec!r}: the count must be a positive integer, got {parts[1]!r}")
     n = int(count.fraction)
-    if n > min(max_values, MAX_GENERATED):
-        cap = min(max_values, MAX_GENERATED)
+    cap = min(max_values, MAX_GENERATED)
+    if n > cap:
         raise ParseError(f"{spec!r}: {n:,} values is more than {cap:,} this command takes")
     opts = dict(_DISTS[dist])
     for item in parts[2:]:

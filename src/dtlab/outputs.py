@@ -49,7 +49,7 @@ def check_writable(path: Path, *, inputs: Iterable[Path] = ()) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OptionError(f"{parent}: no such folder")
-    if not os.access(parent, os.W_OK | os.X_OK) or not _can_create(parent):
+    if not _can_create(parent):
         raise OptionError(f"{parent}: folder not writable")
     for source in inputs:
         if _same_file(path, source):
@@ -60,7 +60,8 @@ def check_writable(path: Path, *, inputs: Iterable[Path] = ()) -> None:
 
 
 def _can_create(folder: Path) -> bool:
-    """Whether a file can be made in ``folder`` (os.access says yes to root in /proc)."""
+    """Whether a file can be made in ``folder``, by making one (os.access says yes to root
+    even in /proc)."""
     try:
         fd, name = tempfile.mkstemp(prefix=".dtlab-probe.", dir=folder)
     except OSError:

@@ -50,7 +50,7 @@ from dtlab.formats.descriptor import Format
 from dtlab.formats.quantizer import Quantizer
 from dtlab.formats.quantizer_spec import block_quantizer, parse_quantizer
 from dtlab.kernels.api import decode, encode
-from dtlab.kernels.checks import check_float_tensor, normalize_axis
+from dtlab.kernels.checks import check_float_tensor
 from dtlab.modes import Overflow
 
 __all__ = ["BlockQuantized", "BlockReport", "block_metrics", "block_quantize"]
@@ -168,7 +168,8 @@ def _quantize(
     f = q.block
     assert f is not None
     check_float_tensor(x, "block quantization", min_dim=1)
-    ax = normalize_axis(-1 if q.axis is None else q.axis, x.dim(), "block quantization")
+    ax = q.resolved_axis(x.dim())
+    assert ax is not None  # blocks always run along an axis
     blocks = to_groups(x, ax, f.block_size, fill=0.0)
     finite = blocks.isfinite().all(dim=-1)
     tensor_scale = None

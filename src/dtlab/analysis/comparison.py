@@ -77,12 +77,11 @@ def _one(
         Granularity.GROUP: group_axis,
         Granularity.BLOCK: group_axis,
     }.get(p.granularity)
-    channels = p.granularity is Granularity.CHANNEL
+    asked = p.granularity
     p = p.along(given).applied(x.dim())  # a 1-d tensor has one scale for its "channels"
-    axis = p.axis
     if p.block is not None:
         b = block_metrics(x, p)
-        detail = f"blocks of {p.block.block_size} along axis {axis}"
+        detail = f"blocks of {p.block.block_size} along axis {p.axis}"
         if p.scale_rule is not None:
             detail += f", scale rule {p.scale_rule.value}"
         return QuantRow(spec, "block", detail, b.effective_bits, b.metrics)
@@ -92,19 +91,19 @@ def _one(
             f"({', '.join(BLOCK_FORMATS)}); for {p.format.name} use dtlab cast"
         )
     r = int_metrics(x, int_quantize(x, p, rounding=rounding))
-    detail = _int_detail(p, axis)
-    if channels and axis is None:
-        detail = detail.replace("per tensor", "per tensor (rank < 2: no channels)", 1)
-    return QuantRow(spec, "int", detail, r.effective_bits, r.metrics)
+    return QuantRow(spec, "int", _int_detail(p, asked), r.effective_bits, r.metrics)
 
 
-def _int_detail(p: Quantizer, axis: int | None) -> str:
-    if axis is None:
+def _int_detail(p: Quantizer, asked: Granularity) -> str:
+    """In words, the quantizer as applied; ``asked`` is the granularity the spec named."""
+    if p.axis is None:
         where = "per tensor"
+        if asked is Granularity.CHANNEL:
+            where += " (rank < 2: no channels)"
     elif p.group_size is None:
-        where = f"per channel along axis {axis}"
+        where = f"per channel along axis {p.axis}"
     else:
-        where = f"groups of {p.group_size} along axis {axis}"
+        where = f"groups of {p.group_size} along axis {p.axis}"
     how = "symmetric" if p.symmetric else "asymmetric"
     scale = p.clipping.value
     if p.clipping is ScaleMethod.PERCENTILE:

@@ -26,8 +26,7 @@ import torch
 
 from dtlab.errors import OptionError
 from dtlab.formats import FloatFormat, Format
-from dtlab.formats.quantizer import packed_size
-from dtlab.formats.report import describe
+from dtlab.formats.quantizer import packed_bits, packed_size
 from dtlab.kernels import has_c_kernel, quantize
 from dtlab.kernels.native import DotAccumulation, dot_sequential
 from dtlab.kernels.params import as_format, prepare
@@ -205,7 +204,7 @@ def dot(
 
 def _packed_bytes(count: int, fmt: Format) -> int:
     """Bytes of ``count`` values of fmt, packed below 8 bits, rounded up to whole bytes."""
-    return packed_size(count, int(describe(fmt).packed_bytes_per_value * 8))
+    return packed_size(count, packed_bits(fmt))
 
 
 def _check_vectors(a: torch.Tensor, b: torch.Tensor) -> None:

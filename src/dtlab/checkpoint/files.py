@@ -106,8 +106,14 @@ def _in_folder(folder: Path) -> Source | None:
 # ---- index ----------------------------------------------------------------------------------
 
 
-def read_index(index: Path) -> tuple[Header, ...]:
-    """The checked headers of every shard an index names, in the order it first names them."""
+def index_files(index: Path) -> tuple[Path, ...]:
+    """The checked paths of the shards an index names, in order, reading no shard."""
+    return tuple(_shards(index)[1])
+
+
+def _shards(index: Path) -> tuple[dict[str, str], dict[Path, list[str]], dict[Path, str]]:
+    """The weight map, each checked shard path with the tensors listed in it, and each
+    shard's name as the index writes it."""
     where = show(index)
     weight_map = _weight_map(index)
     roots = _allowed_roots(index.parent)
@@ -117,6 +123,13 @@ def read_index(index: Path) -> tuple[Header, ...]:
         resolved = _shard_path(where, index.parent, roots, tensor, file)
         shards.setdefault(resolved, []).append(tensor)
         written.setdefault(resolved, file)
+    return weight_map, shards, written
+
+
+def read_index(index: Path) -> tuple[Header, ...]:
+    """The checked headers of every shard an index names, in the order it first names them."""
+    where = show(index)
+    weight_map, shards, written = _shards(index)
     headers: list[Header] = []
     seen: dict[str, str] = {}
     for resolved, names in shards.items():

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dtlab.checkpoint.files import CheckpointKind, find_source, read_index
+from dtlab.checkpoint.files import CheckpointKind, find_source, index_files, read_index
 from dtlab.checkpoint.header import (
     CheckpointAdvice,
     CheckpointError,
@@ -152,9 +152,9 @@ def open_checkpoint(path: str | os.PathLike[str], *, allow_pickle: bool = False)
 
 def input_files(path: str | os.PathLike[str]) -> tuple[Path, ...]:
     """The files a checkpoint at ``path`` is read from (the file, or the index and its shards),
-    found from the headers alone: a pickle is named, not loaded. For refusing outputs that
-    would overwrite an input."""
+    found from the index alone: no shard header is read and a pickle is not loaded. For
+    refusing outputs that would overwrite an input."""
     src = find_source(Path(path))
     if src.kind is CheckpointKind.SHARDED:
-        return tuple(dict.fromkeys([src.file, *(h.file for h in read_index(src.file))]))
+        return (src.file, *index_files(src.file))
     return (src.file,)

@@ -33,6 +33,7 @@ __all__ = [
     "ScaleMethod",
     "Symmetry",
     "normalize_axis",
+    "packed_bits",
     "packed_size",
 ]
 
@@ -47,6 +48,17 @@ def packed_size(count: int, bits: int) -> int:
     2
     """
     return (count * bits + 7) // 8
+
+
+def packed_bits(fmt: Format) -> int:
+    """Bits one value of fmt takes in storage: its width below 8 bits (packed), else its
+    container's (int12 in 16).
+
+    >>> from dtlab.formats import get_format
+    >>> packed_bits(get_format("fp4")), packed_bits(get_format("int12"))
+    (4, 16)
+    """
+    return int(describe(fmt).packed_bytes_per_value * 8)
 
 
 class Granularity(enum.Enum):
@@ -245,7 +257,7 @@ class Quantizer:
         """Bits per stored value: packed below 8 bits, else the format's container."""
         if isinstance(self.format, BlockFormat):
             return self.format.element_bits
-        return int(describe(self.format).packed_bytes_per_value * 8)
+        return packed_bits(self.format)
 
     @property
     def scale_bits(self) -> int:
