@@ -116,6 +116,23 @@ def test_tiny_and_huge_tensors_keep_their_sums(scale: float, c_variant: str) -> 
     assert math.isfinite(got.sqnr_db)
 
 
+@pytest.mark.parametrize(
+    ("name", "overflow"), [("fp4", "saturate"), ("int4", "saturate"), ("e3m0fn", "saturate")]
+)
+def test_sums_of_q_stay_accurate_when_q_is_far_from_x(
+    name: str, overflow: str, c_variant: str
+) -> None:
+    # q = x + e: sum q^2 = sum x^2 + 2 sum x e + sum e^2 cancels where q is much smaller than
+    # x (saturated); it went below zero on one saturated 1e6 and the cosine raised an error
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(4096, generator=g) * 1e4
+    x[::512] = 1e6
+    want = format_partial(x, name, overflow=overflow, backend="torch")
+    got = format_partial(x, name, overflow=overflow, backend="c")
+    assert_same(want, got)
+    assert got.finish().cosine == pytest.approx(want.finish().cosine, rel=1e-6)
+
+
 def test_figures_do_not_depend_on_the_number_of_threads() -> None:
     # blocks go to whichever thread is free, and their sums merge in block order
     g = torch.Generator().manual_seed(6)

@@ -49,7 +49,7 @@ class Verdict:
     message: str
     metrics: ErrorMetrics
     signal: float  # sum of x^2 over the finite pairs: what FormatSummary's SQNR adds up
-    noise: float  # sum of (q - x)^2 over them
+    noise: float  # sum of (q - x)^2 over them; inf if a finite x became inf or NaN
 
 
 @dataclass(frozen=True)
@@ -258,7 +258,8 @@ def _verdict(fmt: Format, p: Partial, threshold: float) -> Verdict:
         message=message,
         metrics=m,
         signal=p.sums.xx,
-        noise=p.sums.sq_err,
+        # a finite weight that became inf or NaN is an unbounded error, as in its own SQNR
+        noise=math.inf if m.nonfinite_output else p.sums.sq_err,
     )
 
 
@@ -273,6 +274,8 @@ def _summaries(
         noise = math.fsum(v.noise for _, v in rows)
         if noise == 0:
             mean = math.inf if signal > 0 else math.nan
+        elif math.isinf(noise):
+            mean = -math.inf
         else:
             mean = 10 * math.log10(signal / noise) if signal > 0 else -math.inf
         count = {s: sum(1 for _, v in rows if v.status is s) for s in Status}

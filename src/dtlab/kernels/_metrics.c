@@ -106,10 +106,12 @@ typedef struct {
     int sym, sub, check_q;      /* for run_events */
 } fast_limits;
 
+enum { NSUMS = 7 };
+
 /* The counts stay in vector lanes, two in the 16-bit halves of each 32-bit lane: a call
  * takes at most MBLOCK values, MBLOCK / 8 per lane */
 typedef struct {
-    __m256d sum[5]; /* |e|, e^2, x^2, x*e, rel */
+    __m256d sum[NSUMS]; /* |e|, e^2, x^2, x*e, rel, q^2, x*q */
     __m256 amax, rmax, xmax;
     __m256i ev_us, ev_o; /* run_events: q = 0 | |q| < lo; overflow (32 bits) */
     __m256i cnt[4];      /* run_counts: x non-zero | underflow, subnormal | overflow,
@@ -288,7 +290,8 @@ static inline __attribute__((always_inline)) AVX2FMA void run_sums(const float *
                                                                    fast_acc *a) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
     const __m256 zero = _mm256_setzero_ps();
-    __m256 f_abs = zero, f_sq = zero, f_xx = zero, f_xe = zero, f_rel = zero;
+    __m256 f_abs = zero, f_sq = zero, f_xx = zero, f_xe = zero, f_rel = zero, f_qq = zero;
+    __m256 f_xq = zero;
     __m256 amax = a->amax, rmax = a->rmax, xmax = a->xmax;
     for (int v = 0; v < nvec; v++) {
         __m256 xv = _mm256_loadu_ps(x + 8 * v), qv = _mm256_loadu_ps(q + 8 * v);
@@ -310,6 +313,8 @@ static inline __attribute__((always_inline)) AVX2FMA void run_sums(const float *
         f_xx = _mm256_fmadd_ps(xv, xv, f_xx);
         f_xe = _mm256_fmadd_ps(xv, e, f_xe);
         f_rel = _mm256_add_ps(f_rel, rel);
+        f_qq = _mm256_fmadd_ps(qv, qv, f_qq);
+        f_xq = _mm256_fmadd_ps(xv, qv, f_xq);
         amax = _mm256_max_ps(amax, d);
         rmax = _mm256_max_ps(rmax, rel);
         xmax = _mm256_max_ps(xmax, xm);
@@ -317,8 +322,8 @@ static inline __attribute__((always_inline)) AVX2FMA void run_sums(const float *
     a->amax = amax;
     a->rmax = rmax;
     a->xmax = xmax;
-    __m256 f[5] = {f_abs, f_sq, f_xx, f_xe, f_rel};
-    for (int j = 0; j < 5; j++) {
+    __m256 f[NSUMS] = {f_abs, f_sq, f_xx, f_xe, f_rel, f_qq, f_xq};
+    for (int j = 0; j < NSUMS; j++) {
         __m256d lo4 = _mm256_cvtps_pd(_mm256_castps256_ps128(f[j]));
         __m256d hi4 = _mm256_cvtps_pd(_mm256_extractf128_ps(f[j], 1));
         a->sum[j] = _mm256_add_pd(a->sum[j], _mm256_add_pd(lo4, hi4));
@@ -368,18 +373,22 @@ AVX2FMA static void acc_f32_fast(const float *x, float *q, int64_t n, const limi
         }
         i += 8 * nvec;
     }
-    double lanes[4], sum5[5];
+    double lanes[4], sum5[NSUMS];
     float fl[8];
-    for (int j = 0; j < 5; j++) {
+    for (int j = 0; j < NSUMS; j++) {
         _mm256_storeu_pd(lanes, a.sum[j]);
         sum5[j] = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
     }
-    /* q = x + e: sum q*x = sum x^2 + sum x*e, sum q^2 = sum x^2 + 2 sum x*e + sum e^2 */
+    /* q = x + e: sum q*x = sum x^2 + sum x*e, sum q^2 = sum x^2 + 2 sum x*e + sum e^2 keep
+     * 1 - cosine where q is close to x (float32 sums of q*x and q^2 would drown it); where q
+     * is far from x (q near 0 under x: saturation, flush) these cancel, even below zero, and
+     * the direct sums are the accurate ones */
+    double xq = sum5[2] + sum5[3], qq = sum5[2] + 2 * sum5[3] + sum5[1];
     s->abs_sum += sum5[0];
     s->sq_err += sum5[1];
     s->xx += sum5[2];
-    s->xq += sum5[2] + sum5[3];
-    s->qq += sum5[2] + 2 * sum5[3] + sum5[1];
+    s->xq += fabs(xq) >= 0x1p-8 * sum5[2] ? xq : sum5[6];
+    s->qq += qq >= 0x1p-8 * (sum5[2] + sum5[1]) ? qq : sum5[5];
     s->rel_sum += sum5[4];
     _mm256_storeu_ps(fl, a.amax);
     for (int j = 0; j < 8; j++) s->abs_max = fl[j] > s->abs_max ? fl[j] : s->abs_max;

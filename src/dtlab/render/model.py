@@ -78,7 +78,9 @@ def scan_view(r: ScanReport, show_all: bool, label: str | None = None) -> Render
 
 
 def _db(v: float) -> str:
-    return "—" if math.isnan(v) else ("∞" if math.isinf(v) else f"≈{v:.1f} dB")
+    if math.isinf(v):
+        return "∞" if v > 0 else "-∞"
+    return "—" if math.isnan(v) else f"≈{v:.1f} dB"
 
 
 def scan_csv(r: ScanReport) -> str:
