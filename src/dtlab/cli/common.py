@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from dtlab.errors import DtlabError, OptionAdvice
 from dtlab.formats import Format, get_format
+from dtlab.render.fit import fit_to_width
 from dtlab.render.jsonable import dumps
 from dtlab.render.text import printable
 
@@ -97,7 +98,14 @@ def parse_formats(text: str, option: str = "--as") -> list[Format]:
 
 
 def emit(renderable: RenderableType) -> None:
-    console.print(renderable)
+    """Print to stdout, tables fitted to the page; piped lines carry no trailing spaces."""
+    fitted = fit_to_width(renderable, console)
+    if console.is_terminal:
+        console.print(fitted)
+        return
+    with console.capture() as captured:
+        console.print(fitted)
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
 def emit_json(schema: str, payload: Any) -> None:
