@@ -35,6 +35,7 @@ Where the references disagree, dtlab chooses:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -43,7 +44,7 @@ from functools import lru_cache
 import torch
 
 from dtlab.analysis.groups import from_groups, to_groups
-from dtlab.analysis.metrics import ErrorMetrics, measure
+from dtlab.analysis.metrics import ErrorMetrics, Partial, measure, measure_partial
 from dtlab.errors import OptionError
 from dtlab.formats.blocks import BlockFormat, ScaleKind, ScaleRule, get_block_format
 from dtlab.formats.descriptor import Format
@@ -146,6 +147,17 @@ def block_metrics(x: torch.Tensor, quantizer: Quantizer | BlockFormat | str) -> 
     )
 
 
+def block_partial(
+    x: torch.Tensor, quantizer: Quantizer | BlockFormat | str, *, tensor_amax: float | None = None
+) -> Partial:
+    """The sums of ``block_metrics`` for x, to merge with those of other parts of a tensor
+    (each part holding whole blocks). NVFP4's per-tensor scale comes from ``tensor_amax``
+    when given: the largest |x| of the whole tensor's finite blocks."""
+    q, clipped, _ = _quantize(x, quantizer, tensor_amax)
+    p = measure_partial(x, q.dequantize())
+    return dataclasses.replace(p, overflow=p.overflow + int(clipped.sum()))
+
+
 # ---- shared steps -------------------------------------------------------------------------
 
 
@@ -161,7 +173,7 @@ def _as_block_quantizer(quantizer: Quantizer | BlockFormat | str) -> Quantizer:
 
 
 def _quantize(
-    x: torch.Tensor, quantizer: Quantizer | BlockFormat | str
+    x: torch.Tensor, quantizer: Quantizer | BlockFormat | str, tensor_amax: float | None = None
 ) -> tuple[BlockQuantized, torch.Tensor, torch.Tensor]:
     """The result, the mask of clipped elements and the mask of finite blocks."""
     q = _as_block_quantizer(quantizer)
@@ -176,7 +188,7 @@ def _quantize(
     if f.scale is ScaleKind.E8M0:
         codes, scales, clipped = _quantize_mx(blocks, finite, f, q.scale_rule or ScaleRule.FLOOR)
     elif f.scale is ScaleKind.UE4M3:
-        codes, scales, tensor_scale, clipped = _quantize_nvfp4(blocks, finite, f)
+        codes, scales, tensor_scale, clipped = _quantize_nvfp4(blocks, finite, f, tensor_amax)
     else:
         codes, scales, clipped = _quantize_nf4(blocks, finite, f)
     result = BlockQuantized(
@@ -240,12 +252,14 @@ def _quantize_mx(
 
 
 def _quantize_nvfp4(
-    blocks: torch.Tensor, finite: torch.Tensor, f: BlockFormat
+    blocks: torch.Tensor, finite: torch.Tensor, f: BlockFormat, tensor_amax: float | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     xb = torch.where(finite.unsqueeze(-1), blocks.float(), 0.0)
     elem_max = float(f.element_max)
     amax_b = xb.abs().amax(dim=-1)
     amax = amax_b.amax() if amax_b.numel() else xb.new_zeros(())
+    if tensor_amax is not None:
+        amax = xb.new_tensor(tensor_amax)
     # torchao per_tensor_amax_to_scale, floored so that 1/pt is finite
     pt = (amax / (_E4M3_MAX * elem_max)).clamp(min=_FP32_TINY)
     s = (amax_b / elem_max / pt).clamp(_E4M3_TINY, _E4M3_MAX)

@@ -36,6 +36,7 @@ way. Formats wider than 24 bits have steps finer than a float32 scale can place 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -43,10 +44,10 @@ from fractions import Fraction
 import torch
 
 from dtlab.analysis.groups import from_groups, to_groups
-from dtlab.analysis.metrics import ErrorMetrics, measure
+from dtlab.analysis.metrics import ErrorMetrics, Partial, measure, measure_partial
 from dtlab.errors import OptionError
 from dtlab.formats import IntFormat
-from dtlab.formats.quantizer import SCALE_BITS, Quantizer, ScaleMethod, Symmetry
+from dtlab.formats.quantizer import SCALE_BITS, Granularity, Quantizer, ScaleMethod, Symmetry
 from dtlab.formats.quantizer_spec import int_quantizer, parse_quantizer
 from dtlab.kernels import quantize
 from dtlab.kernels.checks import check_float_tensor
@@ -124,12 +125,15 @@ def int_quantize(
     *,
     rounding: Rounding | str = Rounding.NEAREST_EVEN,
     generator: torch.Generator | None = None,
+    clip_range: tuple[float, float] | None = None,
 ) -> IntQuantized:
     """Quantize x to integer codes with one scale per slice (see the module notes).
 
     ``quantizer`` is a Quantizer (``int_quantizer`` builds one from keywords), a spec such as
     ``"int4:g128:asym"``, or an integer format (one scale per tensor, symmetric when signed).
-    ``generator`` seeds stochastic rounding.
+    ``generator`` seeds stochastic rounding. ``clip_range`` gives a per-tensor absmax
+    quantizer its range [lo, hi] (lo <= 0 <= hi) when the tensor comes in parts: computed once
+    over all of them, it gives every part the whole tensor's scale.
 
     >>> import torch
     >>> q = int_quantize(torch.tensor([0.0, 1.0, 2.0, 3.0]), "uint8")
@@ -144,7 +148,7 @@ def int_quantize(
     lay = _Slices(tuple(x.shape), spec)
     values = lay.rows(x.double())
     rows = _Rows(values, values.isfinite(), spec, mode)
-    lo, hi = rows.bounds()
+    lo, hi = rows.bounds() if clip_range is None else _given_range(spec, clip_range, rows)
     mse = spec.clipping is ScaleMethod.MSE
     scale, zp = rows.search(lo, hi, x.dtype) if mse else rows.params(lo, hi)
     t, steps = rows.steps(scale, zp, mode, generator)
@@ -183,6 +187,34 @@ def int_metrics(x: torch.Tensor, quantized: IntQuantized) -> IntQuantReport:
         effective_bits=quantized.effective_bits,
         scale_count=quantized.scale_count,
         clipped=quantized.clipped,
+    )
+
+
+def int_partial(
+    x: torch.Tensor,
+    quantizer: Quantizer | IntFormat | str,
+    *,
+    rounding: Rounding | str = Rounding.NEAREST_EVEN,
+    clip_range: tuple[float, float] | None = None,
+) -> Partial:
+    """The sums of ``int_metrics`` for x, to merge with those of other parts of a tensor
+    (each part holding whole scale slices, or sharing the tensor's ``clip_range``)."""
+    q = int_quantize(x, quantizer, rounding=rounding, clip_range=clip_range)
+    p = measure_partial(x, q.dequantize())
+    return dataclasses.replace(p, overflow=p.overflow + q.clipped)
+
+
+def _given_range(
+    spec: Quantizer, clip_range: tuple[float, float], rows: _Rows
+) -> tuple[torch.Tensor, torch.Tensor]:
+    lo, hi = clip_range
+    if spec.granularity is not Granularity.TENSOR or spec.clipping is not ScaleMethod.ABSMAX:
+        raise OptionError(f"{spec.name}: a given clipping range is for per-tensor absmax scales")
+    if not lo <= 0 <= hi:
+        raise OptionError(f"the clipping range [{lo}, {hi}] must hold 0")
+    n = rows.values.shape[0]
+    return torch.full((n,), float(lo), dtype=torch.float64), torch.full(
+        (n,), float(hi), dtype=torch.float64
     )
 
 

@@ -70,7 +70,7 @@ def read_tensor(ckpt: Checkpoint, name: str) -> torch.Tensor:
 
 
 def iter_chunks(
-    ckpt: Checkpoint, name: str, max_bytes: int, *, decoded: bool = False
+    ckpt: Checkpoint, name: str, max_bytes: int, *, decoded: bool = False, multiple_of: int = 1
 ) -> Iterator[torch.Tensor]:
     """The values of a tensor, flattened in C order, as 1-D chunks that each come from at most
     ``max_bytes`` of stored data: float64 for F64 and 32/64-bit integers, float32 otherwise.
@@ -80,7 +80,9 @@ def iter_chunks(
     Memory stays bounded by the chunk size whatever the tensor's size. ``max_bytes`` must
     hold one storage unit: an element, or 3 bytes (4 values) for F6. The name and options
     are checked at the call, the data read as the chunks are consumed. A pickled tensor
-    that is not contiguous is copied whole first.
+    that is not contiguous is copied whole first. With ``multiple_of``, every chunk but the
+    last holds a multiple of that many values (whole groups or rows), more than ``max_bytes``
+    if one such run is larger.
     """
     entry = ckpt.entry(name)
     if entry.dtype == "C64":
@@ -94,6 +96,8 @@ def iter_chunks(
         per = unit_values * max(1, max_bytes // out_dtype.itemsize // unit_values)
     else:
         per = unit_values * (max_bytes // unit_bytes)
+    step = math.lcm(unit_values, max(multiple_of, 1))
+    per = max(step, per // step * step)
     chunks = _Chunks(range(0, entry.numel, per), per, entry.numel)
     if ckpt.loaded is not None:
         return _loaded_chunks(ckpt.loaded[name], entry, chunks, out_dtype)

@@ -15,20 +15,32 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from dtlab.analysis.elementwise import format_partial
 from dtlab.analysis.metrics import ErrorMetrics, Partial, by_sqnr
+from dtlab.analysis.targets import (
+    Range,
+    merged_range,
+    slice_values,
+    target_partial,
+    tensor_pass,
+    tensor_range,
+)
 from dtlab.checkpoint.files import embedded_model
 from dtlab.checkpoint.handle import Checkpoint, open_checkpoint
 from dtlab.checkpoint.header import DTYPES
 from dtlab.checkpoint.reader import iter_chunks
 from dtlab.defaults import SCAN_BUDGET_BYTES, SCAN_FORMATS, SCAN_SQNR_DB
 from dtlab.errors import OptionError, OptionValueError
-from dtlab.formats import Format, get_format
+from dtlab.formats import get_format
+from dtlab.formats.quantizer import Quantizer
+from dtlab.formats.quantizer_spec import Target
+
+# in --json a target is its name: "float16", "int4:g128"
+_BY_NAME = {"json": "name"}
 
 DEFAULT_FORMATS = SCAN_FORMATS
 DEFAULT_SQNR_DB = SCAN_SQNR_DB  # below this, a tensor "loses too much" in a format
@@ -44,7 +56,7 @@ class Status(enum.Enum):
 
 @dataclass(frozen=True)
 class Verdict:
-    format: Format
+    format: Target = field(metadata=_BY_NAME)
     status: Status
     message: str
     metrics: ErrorMetrics
@@ -66,7 +78,7 @@ class TensorScan:
 
 @dataclass(frozen=True)
 class FormatSummary:
-    format: Format
+    format: Target = field(metadata=_BY_NAME)
     tensors: int
     safe: int
     overflowing: int  # tensors with at least one overflowing value
@@ -81,7 +93,7 @@ class FormatSummary:
 @dataclass(frozen=True)
 class ScanReport:
     source: str
-    formats: tuple[Format, ...]
+    formats: tuple[Target, ...] = field(metadata=_BY_NAME)
     sqnr_threshold_db: float
     tensors: tuple[TensorScan, ...]
     summaries: tuple[FormatSummary, ...]
@@ -115,7 +127,7 @@ def max_workers() -> int:
 
 def scan_checkpoint(
     path: str | Path | None,
-    formats: list[Format] | None = None,
+    formats: list[Target] | None = None,
     *,
     sqnr_threshold_db: float = DEFAULT_SQNR_DB,
     memory_budget: int = DEFAULT_BUDGET,
@@ -123,7 +135,8 @@ def scan_checkpoint(
     allow_pickle: bool = False,
     progress: ProgressFn | None = None,
 ) -> ScanReport:
-    """Scan every floating-point tensor against each format (default fp16, bf16, fp8)."""
+    """Scan every floating-point tensor against each target (default fp16, bf16, fp8): a
+    format, cast elementwise, or a quantizer (``analysis.targets.parse_target``)."""
     fmts = tuple(formats or [get_format(f) for f in DEFAULT_FORMATS])
     source = str(path) if path is not None else str(embedded_model())
     if workers < 1:
@@ -138,6 +151,9 @@ def scan_checkpoint(
     # rounding each takes buffers of its own
     chunk = max(memory_budget // 8, 1 << 16)
     entries = ckpt.stored
+    for e in entries:  # a target too large for the budget fails before the scan, not during it
+        if DTYPES[e.dtype].is_float:
+            _check_budget(e.name, e.shape, _together(e.shape, fmts), fmts, chunk)
     start = time.perf_counter()
     total_bytes = sum(e.nbytes for e in entries)
     results: dict[str, TensorScan] = {}
@@ -193,22 +209,30 @@ def _worker_setup(source: str, allow_pickle: bool) -> None:
     _worker_ckpt = open_checkpoint(source, allow_pickle=allow_pickle)  # once per worker
 
 
-def _scan_job(job: tuple[str, tuple[Format, ...], float, int]) -> TensorScan:
+def _scan_job(job: tuple[str, tuple[Target, ...], float, int]) -> TensorScan:
     name, fmts, threshold, chunk = job
     assert _worker_ckpt is not None, "_worker_setup runs first"
     return _scan_tensor(_worker_ckpt, name, fmts, threshold, chunk)
 
 
 def _scan_tensor(
-    ckpt: Checkpoint, name: str, fmts: tuple[Format, ...], threshold: float, chunk: int
+    ckpt: Checkpoint, name: str, fmts: tuple[Target, ...], threshold: float, chunk: int
 ) -> TensorScan:
     e = ckpt.entry(name)
     if not DTYPES[e.dtype].is_float:
         return _unscanned(name, e.dtype, e.shape, e.numel)
+    together = _together(e.shape, fmts)
+    per = chunk if together == 1 else chunk * 4 // _QUANT_BYTES  # quantizers hold more
+    ranges: list[Range | None] = [None] * len(fmts)
+    if any(tensor_pass(f, e.shape) for f in fmts):  # per-tensor scales: first the range
+        for part in iter_chunks(ckpt, name, per, decoded=True, multiple_of=together):
+            for i, f in enumerate(fmts):
+                if tensor_pass(f, e.shape):
+                    ranges[i] = merged_range(ranges[i], tensor_range(part, f, e.shape))
     partials: list[Partial | None] = [None] * len(fmts)
-    for part in iter_chunks(ckpt, name, chunk, decoded=True):
+    for part in iter_chunks(ckpt, name, per, decoded=True, multiple_of=together):
         for i, f in enumerate(fmts):
-            p = format_partial(part, f)
+            p = target_partial(part, f, e.shape, ranges[i])
             prev = partials[i]
             partials[i] = p if prev is None else prev.merged(p)
     verdicts = tuple(
@@ -229,6 +253,29 @@ def _scan_tensor(
     )
 
 
+def _together(shape: tuple[int, ...], fmts: tuple[Target, ...]) -> int:
+    """Values no part may cut: every target's scale slices whole."""
+    return math.lcm(*(slice_values(f, shape) for f in fmts)) if math.prod(shape) else 1
+
+
+_QUANT_BYTES = 128  # per value a quantizer holds at once (int8 81, nvfp4 112, mxfp4 127)
+
+
+def _check_budget(
+    name: str, shape: tuple[int, ...], together: int, fmts: tuple[Target, ...], chunk: int
+) -> None:
+    """A quantizer whose scales span more values than the budget holds would break it: its
+    slice, float64 copies, codes and dequantized values take up to 128 bytes a value."""
+    if together * _QUANT_BYTES <= chunk * 8:
+        return
+    worst = max(fmts, key=lambda f: slice_values(f, shape))
+    need = -(-together * _QUANT_BYTES // (1 << 20))
+    raise OptionError(
+        f"tensor {name!r} {list(shape)}: {worst.name} scales {together:,} values at once, more "
+        f"than the memory budget lets a worker hold; use --memory-budget {need} (MiB) or more"
+    )
+
+
 def _unscanned(name: str, dtype: str, shape: tuple[int, ...], numel: int) -> TensorScan:
     """An integer or empty tensor: no values judged, so no verdicts."""
     return TensorScan(
@@ -236,11 +283,19 @@ def _unscanned(name: str, dtype: str, shape: tuple[int, ...], numel: int) -> Ten
     )
 
 
-def _verdict(fmt: Format, p: Partial, threshold: float) -> Verdict:
+def _verdict(fmt: Target, p: Partial, threshold: float) -> Verdict:
     m = p.finish()
     if m.input_nan or m.input_inf:
         status = Status.NAN
         message = f"{m.input_nan:,} NaN and {m.input_inf:,} inf in the weights"
+    elif isinstance(fmt, Quantizer):  # a scale fits the values: clipping is a loss, not overflow
+        status = Status.LOSSY if not m.sqnr_db >= threshold else Status.SAFE
+        clipped = f"; {m.overflow:,} values clipped by their scale" if m.overflow else ""
+        message = f"SQNR {_db(m.sqnr_db)}{clipped}"
+        if status is Status.LOSSY:
+            message = f"loses too much: SQNR {_db(m.sqnr_db)} < {threshold:g} dB{clipped}"
+        elif status is Status.SAFE and not clipped:
+            message = "safe"
     elif m.overflow:
         beyond = "became inf/NaN" if m.nonfinite_output else "saturated"
         status = Status.OVERFLOW
@@ -263,8 +318,12 @@ def _verdict(fmt: Format, p: Partial, threshold: float) -> Verdict:
     )
 
 
+def _db(v: float) -> str:
+    return f"{v:.1f} dB" if math.isfinite(v) else ("inf" if v > 0 else "-inf")
+
+
 def _summaries(
-    tensors: tuple[TensorScan, ...], fmts: tuple[Format, ...]
+    tensors: tuple[TensorScan, ...], fmts: tuple[Target, ...]
 ) -> tuple[FormatSummary, ...]:
     out = []
     for i, f in enumerate(fmts):

@@ -17,7 +17,6 @@ from dtlab.cli.common import (
     err_console,
     fail,
     guarded,
-    parse_formats,
     path_argument,
     required_list,
     split_list,
@@ -28,7 +27,7 @@ from dtlab.outputs import check_distinct, check_plot_path, check_writable, write
 if TYPE_CHECKING:
     from dtlab.checkpoint.scan import Progress as ScanProgress
     from dtlab.checkpoint.scan import ScanReport
-    from dtlab.formats import Format
+    from dtlab.formats.quantizer_spec import Target
 
 model_app = typer.Typer(
     help="Checkpoints: memory tables from the header, and a streaming pre-cast scan. "
@@ -86,7 +85,13 @@ def memory_cmd(
 @guarded
 def scan_cmd(
     path: str = PATH_ARG,
-    to: str = typer.Option(joined(SCAN_FORMATS), "--to", help="Target formats, comma-separated."),
+    to: str = typer.Option(
+        joined(SCAN_FORMATS),
+        "--to",
+        help="Targets, comma-separated, in the grammar of model memory --to: a format is a plain "
+        "cast (fp16, fp8, e4m3:bias=5); intN (one fp32 scale per tensor) with :channel, :gN, "
+        ":asym, or a block format (mxfp4, nvfp4, nf4, ...) are quantized with their scales.",
+    ),
     sqnr: float = typer.Option(
         SCAN_SQNR_DB, "--sqnr", help="Below this SQNR (dB) a cast is 'lossy'."
     ),
@@ -123,11 +128,12 @@ def scan_cmd(
     from dtlab.checkpoint import embedded_model
     from dtlab.checkpoint.handle import input_files
     from dtlab.checkpoint.scan import failures, parse_fail_rules
+    from dtlab.formats.quantizer_spec import parse_target
     from dtlab.render.memory import EMBEDDED
     from dtlab.render.model import scan_csv, scan_markdown, scan_view
 
     path = path_argument(path)
-    fmts = parse_formats(to, "--to")
+    fmts = [parse_target(t) for t in required_list(to, "--to", "fp16,int4:g128")]
     # bad options fail before the scan, not after it
     rules = parse_fail_rules(split_list(fail_on))
     if (plot_tensor is None) != (plot is None):
@@ -163,7 +169,7 @@ def scan_cmd(
 
 def _run(
     path: str | None,
-    fmts: list[Format],
+    fmts: list[Target],
     sqnr: float,
     budget: int,
     workers: int,
@@ -207,11 +213,15 @@ def _run(
         return scan(update)
 
 
-def _plot(source: str, name: str, fmts: list[Format], path: Path, allow_pickle: bool) -> None:
+def _plot(source: str, name: str, targets: list[Target], path: Path, allow_pickle: bool) -> None:
     from dtlab.analysis.format_fit import analyze
     from dtlab.checkpoint import open_checkpoint, read_tensor
+    from dtlab.formats import Format
     from dtlab.render.plots import analysis_plot
 
+    fmts = [f for f in targets if isinstance(f, Format)]
+    if not fmts:
+        raise fail("--plot draws the ranges of the --to formats; quantizers have no fixed range")
     ckpt = open_checkpoint(source, allow_pickle=allow_pickle)
     x = read_tensor(ckpt, name)
     if not x.dtype.is_floating_point:

@@ -164,7 +164,7 @@ class Quantizer:
         if size is not None and g is not Granularity.GROUP:
             raise OptionError("a group size needs group granularity (gN)")
         if g is Granularity.GROUP and (not _is_int(size) or size is None or size < 1):
-            raise OptionError(f"a group size (group_size) must be an integer >= 1, got {size!r}")
+            raise OptionError(f"a group size must be an integer >= 1, got {size!r}")
         if self.scale_rule is not None:
             raise OptionError(f"scale rules apply to MX formats, not {f.name}")
         p = self.percentile

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 
-from dtlab.errors import OptionError
+from dtlab.errors import DtlabError, OptionError
 from dtlab.formats.blocks import (
     BLOCK_ALIASES,
     BLOCK_FORMATS,
@@ -161,3 +161,31 @@ def _parse_elementwise(text: str, fmt: Format, options: list[str]) -> Quantizer:
         percentile=percentile,
         text=text,
     )
+
+
+Target = Format | Quantizer  # what model scan --to takes
+
+
+def parse_target(text: str) -> Target:
+    """A format where the text names a plain cast, else a quantizer.
+
+    >>> [type(parse_target(t)).__name__ for t in ("fp8", "e4m3:bias=5", "int8", "mxfp4")]
+    ['FloatFormat', 'FloatFormat', 'Quantizer', 'Quantizer']
+    """
+    try:
+        q = parse_quantizer(text)
+    except OptionError:
+        try:
+            return get_format(text)  # a spec with options of its own: e4m3:bias=5
+        except DtlabError:
+            pass
+        raise  # what the quantizer grammar said
+    if q.granularity is Granularity.NONE:
+        assert isinstance(q.format, Format)  # block formats always have blocks
+        return q.format
+    if q.block is None and not q.is_int:
+        raise OptionError(
+            f"{text!r}: scaled targets are integer formats (int8, int4:g128, ...) or block "
+            f"formats ({', '.join(BLOCK_FORMATS)}); {q.format.name} alone is a plain cast"
+        )
+    return q

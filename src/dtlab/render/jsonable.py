@@ -35,7 +35,7 @@ def to_data(obj: Any) -> Any:
     if isinstance(obj, enum.Enum):
         return obj.value
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out = {f.name: to_data(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        out = {f.name: _field(f, getattr(obj, f.name)) for f in dataclasses.fields(obj)}
         for name in getattr(obj, "json_extra", ()):
             out[name] = to_data(getattr(obj, name))
         return out
@@ -44,6 +44,13 @@ def to_data(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [to_data(v) for v in obj]
     raise TypeError(f"no JSON form for {type(obj).__name__}")
+
+
+def _field(f: dataclasses.Field[Any], value: Any) -> Any:
+    """A field's value; ``metadata={"json": "name"}`` shows formats and quantizers by name."""
+    if f.metadata.get("json") == "name":
+        return [v.name for v in value] if isinstance(value, tuple) else value.name
+    return to_data(value)
 
 
 def dumps(schema: str, payload: Any) -> str:
