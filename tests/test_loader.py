@@ -337,3 +337,11 @@ def test_the_header_modules_import_no_torch_or_numpy() -> None:
                 names = [node.module]
             heavy = [n for n in names if n.split(".")[0] in ("torch", "numpy", "safetensors")]
             assert not heavy, (module.__name__, heavy)
+
+
+def test_a_sparse_pickled_tensor_is_named_as_sparse(tmp_path: Path) -> None:
+    path = tmp_path / "s.pt"
+    torch.save({"w": torch.eye(3).to_sparse()}, path)
+    r = CliRunner().invoke(app, ["cast", f"{path}:w", "--as", "fp8", "--allow-pickle"])
+    assert r.exit_code == 2
+    assert r.stderr.strip().endswith("tensor 'w' is sparse_coo; dtlab reads dense tensors")

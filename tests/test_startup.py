@@ -70,3 +70,19 @@ def test_the_probe_sees_torch_when_a_command_needs_it() -> None:
     """The probe can fail: a command that quantizes tensors does load torch."""
     r = run_probe("quantize", "normal:256", "--as", "int8")
     assert r["code"] == 0 and "torch" in r["loaded"]
+
+
+def test_a_library_warning_reaches_stderr_as_one_line() -> None:
+    # torch and matplotlib warn with several lines (the message, then the source line)
+    code = (
+        "import sys, warnings\n"
+        "from dtlab.cli import app as cli\n"
+        "def noisy():\n"
+        "    warnings.warn('TypedStorage is deprecated.\\n  It will be removed', UserWarning)\n"
+        "cli.app = noisy\n"
+        "cli.main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stderr == "warning: TypedStorage is deprecated. (UserWarning)\n"

@@ -125,7 +125,10 @@ def _flatten(obj: object, prefix: str, out: dict[str, torch.Tensor]) -> None:
 
 def _entry(path: Path, name: str, t: torch.Tensor) -> TensorEntry:
     st = _TORCH_TO_ST.get(t.dtype)
-    if st is None or t.layout != torch.strided:
+    if t.layout != torch.strided:  # sparse, quantized: not an array of values
+        kind = str(t.layout).removeprefix("torch.")
+        raise CheckpointError(f"{show(path)}: tensor {name!r} is {kind}; dtlab reads dense tensors")
+    if st is None:
         raise CheckpointError(f"{show(path)}: tensor {name!r} of {t.dtype} is not one dtlab reads")
     shape = tuple(t.shape)
     if st == "F4":  # float4_e2m1fn_x2 holds pairs; safetensors counts values

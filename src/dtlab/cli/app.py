@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import warnings
+from typing import TextIO
 
 import typer
 
@@ -18,6 +20,8 @@ from dtlab.cli.ops_cmds import dot_cmd
 from dtlab.cli.quantize_cmd import quantize_cmd
 from dtlab.cli.tour_cmd import tour_cmd
 from dtlab.cli.value_cmds import decode_cmd, show_cmd
+from dtlab.errors import first_line
+from dtlab.render.text import printable
 
 app = typer.Typer(
     name="dtlab",
@@ -65,6 +69,7 @@ def main() -> None:
     if sys.stdout is None:
         sys.stderr.write("error: standard output is closed; dtlab has nowhere to write\n")
         raise SystemExit(2)
+    warnings.showwarning = _one_line_warning
     try:
         app()
         sys.stdout.flush()
@@ -74,6 +79,21 @@ def main() -> None:
         _silence_stdout()
         sys.stderr.write(f"error: cannot write the output ({exc.strerror or exc})\n")
         raise SystemExit(2) from None
+
+
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A library's warning (torch, matplotlib, safetensors) as one line on stderr, not the
+    source line and the text of several; ``--debug`` shows where it came from."""
+    text = printable(first_line(message if isinstance(message, Warning) else Warning(message)))
+    where = f" [{filename}:{lineno}]" if STATE["debug"] else ""
+    sys.stderr.write(f"warning: {text} ({category.__name__}){where}\n")
 
 
 def _silence_stdout() -> None:
