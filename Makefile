@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q $(FIND_LINKS) -c constraints.txt
 
-.PHONY: demo test test-all bench lint format venv clean
+.PHONY: demo test test-all bench lint format venv clean readme
 
 venv: $(STAMP)
 
@@ -33,13 +33,16 @@ bench: $(STAMP)
 	@set -e; for f in bench/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f; done
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
 
+readme: $(STAMP)   ## paste every README example's real output under its command
+	$(BIN)/python tools/readme_examples.py --write
+
 format: $(STAMP)
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench tools
+	$(BIN)/ruff check --fix src tests bench tools
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
