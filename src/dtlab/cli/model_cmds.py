@@ -22,6 +22,7 @@ from dtlab.cli.common import (
     required_list,
     split_list,
 )
+from dtlab.cli.html_cmds import HTML_HELP, check_html_path
 from dtlab.defaults import MEMORY_TARGETS, SCAN_BUDGET_BYTES, SCAN_FORMATS, SCAN_SQNR_DB, joined
 from dtlab.outputs import check_distinct, check_plot_path, check_writable, write_text
 
@@ -102,6 +103,7 @@ def scan_cmd(
     show_all: bool = typer.Option(False, "--all", help="List every tensor, safe ones too."),
     csv_out: Path = typer.Option(None, "--csv", help="Write one row per tensor and format."),
     md_out: Path = typer.Option(None, "--markdown", help="Write a Markdown report."),
+    html_out: Path = typer.Option(None, "--html", help=HTML_HELP),
     plot_tensor: str = typer.Option(
         None, "--plot-tensor", help="A tensor to draw against the formats (with --plot)."
     ),
@@ -123,6 +125,7 @@ def scan_cmd(
     from dtlab.checkpoint import embedded_model
     from dtlab.checkpoint.handle import input_files
     from dtlab.checkpoint.scan import failures, parse_fail_rules
+    from dtlab.html import report_page
     from dtlab.render.memory import EMBEDDED
     from dtlab.render.model import scan_csv, scan_markdown, scan_view
 
@@ -138,7 +141,8 @@ def scan_cmd(
     for out in (csv_out, md_out):
         if out is not None:
             check_writable(out, inputs=inputs)
-    check_distinct([plot, csv_out, md_out])
+    check_html_path(html_out, inputs)
+    check_distinct([plot, csv_out, md_out, html_out])
     show_progress = not as_json and console.is_terminal
     report = _run(path, fmts, sqnr, budget, workers, allow_pickle, show_progress)
     if report.workers < workers:
@@ -150,6 +154,8 @@ def scan_cmd(
         write_text(csv_out, scan_csv(report))
     if md_out is not None:
         write_text(md_out, scan_markdown(report))
+    if html_out is not None:
+        write_text(html_out, report_page("dtlab.scan/1", report))
     if as_json:
         emit_json("dtlab.scan/1", report)
     else:
