@@ -14,15 +14,19 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 HOW = (
-    "browser tests need Debian's chromium and chromium-driver: "
-    "apt-get install -y chromium chromium-driver (make test does it when run as root)"
+    "they need Debian's chromium and chromium-driver: run make test as root (it installs "
+    "them), or apt-get install -y chromium chromium-driver"
 )
+
+
+def have_browser() -> bool:
+    return os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)
 
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-        pytest.skip(HOW)
+    if not have_browser():  # conftest sets the browser tests aside first; this is a backstop
+        pytest.skip(f"browser tests skipped: {HOW}")
     os.environ.setdefault("SE_AVOID_STATS", "true")  # selenium: no usage statistics
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

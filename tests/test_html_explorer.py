@@ -19,7 +19,15 @@ from dtlab.html import explorer_page
 from dtlab.render.jsonable import to_data
 from dtlab.scalar import explain, explain_code
 from html_browser import browser, foreign, open_page, requests_made
-from html_cases import all_codes, expected_decode, expected_show, show_cases
+from html_cases import (
+    MODES,
+    POLICIES,
+    SHOW_FORMATS,
+    all_codes,
+    expected_decode,
+    expected_show,
+    show_cases,
+)
 
 __all__ = ["browser"]  # the fixture, imported for pytest
 
@@ -88,6 +96,21 @@ def test_wide_formats_and_big_codes_match_too(explorer: Any) -> None:
     got = _run(explorer, [["decode", b, s] for b, s in codes])
     for (b, s), record in zip(codes, got, strict=False):
         assert record == to_data(explain_code(int(b, 16), get_format(s)))
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_every_value_under_every_mode_and_policy_in_every_format(explorer: Any) -> None:
+    """The full product (make test-all): 2,000 values x 8 formats x 5 modes x 2 policies."""
+    values = sorted({c[0] for c in show_cases(2000)})
+    cases = [(v, s, m, p) for v in values for s in SHOW_FORMATS for m in MODES for p in POLICIES]
+    for start in range(0, len(cases), 20_000):
+        part = cases[start : start + 20_000]
+        got = _run(
+            explorer, [["explain", v, s, {"rounding": m, "overflow": p}] for v, s, m, p in part]
+        )
+        for case, record in zip(part, got, strict=True):
+            assert record == expected_show(*case), case
 
 
 @pytest.mark.browser
@@ -219,5 +242,8 @@ def test_screenshot_of_the_explorer(explorer: Any, tmp_path: Path) -> None:
     from html_screens import save_screenshot
 
     Select(explorer.find_element(By.ID, "format")).select_by_value("float8_e4m3fn")
-    shot = save_screenshot(explorer, tmp_path / "explorer.png", os.environ.get("DTLAB_SCREENSHOTS"))
+    docs = os.environ.get("DTLAB_SCREENSHOTS")
+    shot = save_screenshot(explorer, tmp_path / "explorer.png", docs, height=1300)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    grid = save_screenshot(explorer, tmp_path / "explorer-grid.png", docs, element="grid")
+    assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -242,8 +242,15 @@ def test_5000_tensors_stay_readable_and_hostile_names_stay_text(browser: Any, bi
 
 @pytest.mark.browser
 def test_screenshot_of_the_report(browser: Any, scan: dict[str, Path], tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
     from html_screens import save_screenshot
 
     open_page(browser, scan["html"])
-    shot = save_screenshot(browser, tmp_path / "report.png", os.environ.get("DTLAB_SCREENSHOTS"))
+    docs = os.environ.get("DTLAB_SCREENSHOTS")
+    shot = save_screenshot(browser, tmp_path / "report.png", docs, height=1300)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    browser.find_element(By.ID, "filter").send_keys("layer.0.attention.self")
+    browser.find_element(By.CSS_SELECTOR, '#rows th[data-key="sqnr_db"]').click()
+    table = save_screenshot(browser, tmp_path / "report-table.png", docs, element="table-section")
+    assert table.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -13,6 +13,7 @@ from dtlab.html.page import asset, document, json_script
 
 # What the page lists when no formats are given: every catalogue float, then common integers.
 DEFAULT_INTS = ("int8", "uint8", "int4", "uint4", "int16", "int32")
+START = "float8_e4m3fn"  # small enough for the table of every value
 # The lesson's 1/3 in fp64, fp32, fp16, bf16 and fp8, plus fp4.
 LESSON = ("float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2")
 
@@ -45,7 +46,7 @@ def engine_data(listed: Sequence[Format] | None = None) -> dict[str, Any]:
         "lookup": lookup_names(),
         "formats": list(dict.fromkeys(names)),
         "start": {
-            "format": names[0],
+            "format": names[0] if listed else START,
             "value": "1/3",
             "compare": list(dict.fromkeys(names)) if listed else [*LESSON, "float4_e2m1fn"],
         },

@@ -59,8 +59,11 @@ def read_result(path: Path) -> tuple[str, Any]:
 
 def report_page(schema: str, payload: Any, *, source: str | None = None) -> str:
     """The report of a result: a result dataclass (as a command returns it) or its JSON data."""
-    report = build_report(schema, to_data(payload))
-    return render_report(report, source)
+    try:
+        data = to_data(payload)
+    except RecursionError:
+        raise ReportError("the result is nested too deeply to be a dtlab result") from None
+    return render_report(build_report(schema, data), source)
 
 
 def report_file(path: Path) -> str:
