@@ -14,7 +14,20 @@ MODES = ("nearest-even", "nearest-away", "toward-zero", "up", "down")
 POLICIES = ("saturate", "inf-nan")
 # the issue's list: fp32, fp16, bf16, fp8 e4m3fn / e5m2, fp4, and two user specs
 SHOW_FORMATS = ("fp32", "fp16", "bf16", "e4m3fn", "e5m2", "fp4", "e5m3", "e4m3:bias=5")
-SPECIALS = ("inf", "-inf", "nan", "-nan", "0", "-0", "+0", "infinity", "\u22120.5", " 7 ")
+SPECIALS = (
+    "inf",
+    "-inf",
+    "nan",
+    "-nan",
+    "0",
+    "-0",
+    "+0",
+    "infinity",
+    "-Infinity",
+    "\u22120.5",
+    " 7 ",
+    "+inf",
+)
 
 
 def small_formats() -> list[Format]:
@@ -48,40 +61,44 @@ def _near(fmt: FloatFormat, rng: random.Random) -> str:
 
 
 def random_values(n: int, seed: int = 11) -> list[str]:
-    """n value texts: decimals, fractions, hex floats, powers of two, specials and ties."""
+    """n distinct value texts: decimals, fractions, hex floats, powers of two, specials (in
+    several spellings) and ties."""
     rng = random.Random(seed)
     floats = [f for f in (get_format(s) for s in SHOW_FORMATS) if isinstance(f, FloatFormat)]
-    out: list[str] = []
+    out: dict[str, None] = {}
     while len(out) < n:
         kind = rng.randrange(7)
         sign = rng.choice(("", "", "-"))
         if kind == 0:
             digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 25)))
             cut = rng.randint(0, len(digits))
-            out.append(f"{sign}{digits[:cut]}.{digits[cut:] or '0'}e{rng.randint(-50, 45)}")
+            out.setdefault(f"{sign}{digits[:cut]}.{digits[cut:] or '0'}e{rng.randint(-50, 45)}")
         elif kind == 1:
-            out.append(f"{sign}{rng.randint(0, 10**6)}/{rng.randint(1, 10**5)}")
+            out.setdefault(f"{sign}{rng.randint(0, 10**6)}/{rng.randint(1, 10**5)}")
         elif kind == 2:
             m = "".join(rng.choice("0123456789abcdef") for _ in range(rng.randint(1, 9)))
-            out.append(f"{sign}0x1.{m}p{rng.randint(-160, 140)}")
+            out.setdefault(f"{sign}0x1.{m}p{rng.randint(-160, 140)}")
         elif kind == 3:
-            out.append(f"{sign}2^{rng.randint(-150, 130)}")
+            out.setdefault(f"{sign}2^{rng.randint(-150, 130)}")
         elif kind == 4:
-            out.append(rng.choice(SPECIALS))
+            out.setdefault(rng.choice(SPECIALS))
         else:
-            out.append(_near(rng.choice(floats), rng))
-    return out
+            out.setdefault(_near(rng.choice(floats), rng))
+    return list(out)
 
 
 def show_cases(n: int, seed: int = 11) -> list[tuple[str, str, str, str]]:
     """(value, spec, rounding, overflow): every value in every format of the list, the
-    (rounding, overflow) pairs taken in turn so that each pair meets every format."""
+    (rounding, overflow) pairs taken in turn so that each pair meets every format; the
+    specials under every pair."""
     pairs = [(m, p) for m in MODES for p in POLICIES]
     cases = []
     for i, value in enumerate(random_values(n, seed)):
         for j, spec in enumerate(SHOW_FORMATS):
             mode, policy = pairs[(i + j) % len(pairs)]
             cases.append((value, spec, mode, policy))
+    # the specials meet every format, mode and policy
+    cases += [(v, s, m, p) for v in SPECIALS for s in SHOW_FORMATS for m, p in pairs]
     return cases
 
 

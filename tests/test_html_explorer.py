@@ -26,6 +26,7 @@ from html_cases import (
     all_codes,
     expected_decode,
     expected_show,
+    random_values,
     show_cases,
 )
 
@@ -83,6 +84,34 @@ def test_2000_values_in_eight_formats_under_every_mode_match_dtlab_show(explorer
 
 
 @pytest.mark.browser
+def test_the_pages_records_are_the_cli_json_itself(explorer: Any) -> None:
+    """The CLI's own output (not only the library's records): dtlab show --json and dtlab
+    decode --json, run as commands, for values in all eight formats under every pair."""
+    from typer.testing import CliRunner
+
+    from dtlab.cli.app import app
+
+    runner = CliRunner()
+    specs = ",".join(SHOW_FORMATS)
+    pairs = [(m, p) for m in MODES for p in POLICIES]
+    for i, value in enumerate(random_values(40, seed=3)):
+        mode, policy = pairs[i % len(pairs)]
+        args = ["show", value, "--as", specs, "-r", mode, "--overflow", policy, "--json"]
+        out = runner.invoke(app, args)
+        assert out.exit_code == 0, out.stderr
+        want = json.loads(out.stdout)["result"]
+        calls = [
+            ["explain", value, s, {"rounding": mode, "overflow": policy}] for s in SHOW_FORMATS
+        ]
+        assert _run(explorer, calls) == want, value
+    for bits in ("0x00", "0x7e", "0x80", "0xff"):
+        out = runner.invoke(app, ["decode", bits, "--as", "e4m3fn,e5m2,e8m0,uint8,int8", "--json"])
+        want = json.loads(out.stdout)["result"]
+        calls = [["decode", bits, s] for s in ("e4m3fn", "e5m2", "e8m0", "uint8", "int8")]
+        assert _run(explorer, calls) == want, bits
+
+
+@pytest.mark.browser
 def test_wide_formats_and_big_codes_match_too(explorer: Any) -> None:
     cases = [("1/3", f, "nearest-even", None) for f in ("fp64", "fp32", "tf32", "e8m0", "int64")]
     cases += [("-2^-1074", "fp64", "up", None), ("1e308", "fp64", "nearest-away", "saturate")]
@@ -102,7 +131,7 @@ def test_wide_formats_and_big_codes_match_too(explorer: Any) -> None:
 @pytest.mark.browser
 def test_every_value_under_every_mode_and_policy_in_every_format(explorer: Any) -> None:
     """The full product (make test-all): 2,000 values x 8 formats x 5 modes x 2 policies."""
-    values = sorted({c[0] for c in show_cases(2000)})
+    values = random_values(2000)
     cases = [(v, s, m, p) for v in values for s in SHOW_FORMATS for m in MODES for p in POLICIES]
     for start in range(0, len(cases), 20_000):
         part = cases[start : start + 20_000]
