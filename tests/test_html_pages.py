@@ -63,3 +63,18 @@ def test_dtlab_explore_refuses_bad_options(tmp_path: Path, args: list[str], mess
     )
     assert result.exit_code == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_dtlab_explore_and_report_say_what_they_wrote_in_json(tmp_path: Path) -> None:
+    out = tmp_path / "e.html"
+    result = runner.invoke(app, ["explore", "-o", str(out), "--json"])
+    doc = json.loads(result.stdout)
+    size = out.stat().st_size
+    assert doc == {
+        "schema": "dtlab.page/1",
+        "result": {"output": str(out), "kind": "explorer", "bytes": size},
+    }
+    cast = tmp_path / "cast.json"
+    cast.write_text(runner.invoke(app, ["cast", "normal:100", "--as", "fp8", "--json"]).stdout)
+    result = runner.invoke(app, ["report", str(cast), "-o", str(tmp_path / "r.html"), "--json"])
+    assert json.loads(result.stdout)["result"]["kind"] == "dtlab.cast/1"

@@ -65,7 +65,7 @@ def test_the_scan_report_is_small_and_names_no_external_url(scan: dict[str, Path
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
     # the page written by --html is the page dtlab report writes from the JSON
     assert (
-        report_file(scan["json"]).replace(
+        report_file(scan["json"])[1].replace(
             f"<tr><th>result file</th><td>{scan['json']}</td></tr>", ""
         )
         == page

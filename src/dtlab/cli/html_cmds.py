@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from dtlab.cli.common import console, guarded, parse_formats
+from dtlab.cli.common import JSON_OPTION, console, emit_json, guarded, parse_formats
 from dtlab.outputs import check_output_path, write_text
 
 HTML_HELP = "Also write the results as a self-contained HTML report (.html)."
@@ -24,6 +24,7 @@ def explore_cmd(
     formats: str = typer.Option(
         None, "--formats", help="Formats to list first, comma-separated (specs too: e5m3, int7)."
     ),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Write the format explorer: one HTML file that opens from disk, with no network.
 
@@ -41,13 +42,14 @@ def explore_cmd(
     fmts = parse_formats(formats, "--formats") if formats is not None else None
     check_output_path(output, (".html", ".htm"), "the explorer is written as .html")
     write_text(output, explorer_page(fmts))
-    console.print(f"wrote {output}", markup=False, highlight=False)
+    _said(output, "explorer", as_json)
 
 
 @guarded
 def report_cmd(
     result: Path = typer.Argument(..., help="A result file: dtlab ... --json > RESULT.json"),
     output: Path = typer.Option(..., "--output", "-o", help="The report to write (.html)."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Write a self-contained HTML report of a dtlab result: a summary per format, the plots,
     the run's parameters and a sortable, filterable table of every row.
@@ -61,8 +63,18 @@ def report_cmd(
     from dtlab.html import report_file
 
     check_output_path(output, (".html", ".htm"), "reports are written as .html", inputs=[result])
-    write_text(output, report_file(result))
-    console.print(f"wrote {output}", markup=False, highlight=False)
+    schema, page = report_file(result)
+    write_text(output, page)
+    _said(output, schema, as_json)
+
+
+def _said(output: Path, kind: str, as_json: bool) -> None:
+    from dtlab.html.page import written
+
+    if as_json:
+        emit_json("dtlab.page/1", written(output, kind))
+    else:
+        console.print(f"wrote {output}", markup=False, highlight=False)
 
 
 __all__ = ["HTML_HELP", "check_html_path", "explore_cmd", "report_cmd"]

@@ -173,11 +173,13 @@ def _histogram(inp: Any) -> list[tuple[int, int]]:
 
 
 def _flag(m: Any) -> str:
+    """What a cast or a quantizer did to the range (these results carry no SQNR threshold,
+    so "ok" says only: nothing overflowed, nothing became inf or NaN)."""
     if not isinstance(m, dict):
         return "other"
     if m.get("nonfinite_output"):
         return "nan"
-    return "overflow" if m.get("overflow") else "safe"
+    return "overflow" if m.get("overflow") else "ok"
 
 
 def cast_report(result: Any) -> Report:

@@ -4,8 +4,10 @@ Content-Security-Policy that lets the page reach nothing outside itself."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from html import escape
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from dtlab import __version__
@@ -44,3 +46,16 @@ def document(title: str, styles: list[str], body: str, scripts: list[str]) -> st
         f"<title>{escape(title)}</title>\n<style>\n{css}\n</style>\n</head>\n"
         f"<body>\n{body}\n{js}\n</body>\n</html>\n"
     )
+
+
+@dataclass(frozen=True)
+class PageWritten:
+    """A page on disk: where, what it shows (``explorer`` or a result's schema), its size."""
+
+    output: str
+    kind: str
+    bytes: int
+
+
+def written(path: Path, kind: str) -> PageWritten:
+    return PageWritten(str(path), kind, path.stat().st_size)

@@ -66,10 +66,10 @@ def report_page(schema: str, payload: Any, *, source: str | None = None) -> str:
     return render_report(build_report(schema, data), source)
 
 
-def report_file(path: Path) -> str:
-    """The report of a result file written by ``dtlab ... --json > FILE``."""
+def report_file(path: Path) -> tuple[str, str]:
+    """The schema and the report page of a result file written by ``dtlab ... --json > FILE``."""
     schema, result = read_result(path)
-    return report_page(schema, result, source=str(path))
+    return schema, report_page(schema, result, source=str(path))
 
 
 def _cards(report: Report) -> str:
