@@ -175,10 +175,12 @@ def scatter(points: Sequence[tuple[float, float, str]], label: str, xname: str, 
     x0, x1 = min(p[0] for p in good), max(p[0] for p in good)
     y0, y1 = min(p[1] for p in good), max(p[1] for p in good)
     x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
+    dx, dy = (x1 - x0) * 0.06, (y1 - y0) * 0.08  # room for the points at the ends
+    x0, x1, y0, y1 = x0 - dx, x1 + dx, y0 - dy, y1 + dy
     left, top, w, h = 60, 10, W - 200, 220
     parts = [
-        f'<line x1="{left}" x2="{left + w}" y1="{top + h}" y2="{top + h}" class="axis"/>',
-        f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + h}" class="axis"/>',
+        _line(left, left + w, top + h, top + h, "axis"),
+        _line(left, left, top, top + h, "axis"),
         _text(left + w / 2, top + h + 30, xname, "tick", "middle"),
         _text(left - 8, top + 8, f"{y1:.3g}", "tick", "end"),
         _text(left - 8, top + h, f"{y0:.3g}", "tick", "end"),
@@ -186,13 +188,18 @@ def scatter(points: Sequence[tuple[float, float, str]], label: str, xname: str, 
         _text(left + w, top + h + 14, f"{x1:.3g}", "tick", "middle"),
         _text(left - 8, top + h / 2, yname, "tick", "end"),
     ]
-    for x, y, name in good:
+    placed: list[tuple[float, float]] = []
+    for x, y, name in sorted(good, key=lambda p: -p[1]):
         px, py = left + w * (x - x0) / (x1 - x0), top + h - h * (y - y0) / (y1 - y0)
         parts.append(
             f'<circle cx="{_n(px)}" cy="{_n(py)}" r="4" class="dot">'
             f"<title>{escape(name)}</title></circle>"
         )
-        parts.append(_text(px + 7, py + 4, name, "val-dark"))
+        ly = py + 4
+        while any(abs(ly - qy) < 12 and abs(px - qx) < 90 for qx, qy in placed):
+            ly += 12  # labels of close points stack instead of overprinting
+        placed.append((px, ly))
+        parts.append(_text(px + 7, ly, name, "val-dark"))
     return _svg(top + h + 40, parts, label)
 
 
