@@ -27,7 +27,7 @@ test: $(STAMP) browser   ## the suite CI runs (slow sweeps excluded)
 	$(BIN)/python -m pytest -q
 
 test-browser: $(STAMP) browser   ## only the tests that drive a headless Chromium
-	$(BIN)/python -m pytest -q -m browser
+	$(BIN)/python -m pytest -q -m 'browser and not slow'
 
 # Debian's chromium and chromium-driver for the browser tests: installed when missing and
 # running as root (as CI does); otherwise those tests skip, saying how to enable them.
@@ -41,7 +41,7 @@ browser:
 	fi
 
 screenshots: $(STAMP) browser   ## the README's pictures of the pages, taken by the browser tests
-	DTLAB_SCREENSHOTS=docs $(BIN)/python -m pytest -q -m browser -k screenshot
+	DTLAB_SCREENSHOTS=docs $(BIN)/python -m pytest -q -m 'browser and not slow' -k screenshot
 
 test-all: $(STAMP)   ## everything, slow exhaustive sweeps included
 	$(BIN)/python -m pytest -q -m ''
