@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q $(FIND_LINKS) -c constraints.txt
 
-.PHONY: demo test test-all bench lint format venv clean readme
+.PHONY: demo test test-all test-browser browser screenshots bench lint format venv clean readme
 
 venv: $(STAMP)
 
@@ -23,8 +23,25 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)   ## build the environment if needed, then the guided tour
 	$(BIN)/dtlab tour
 
-test: $(STAMP)   ## the suite CI runs (slow sweeps excluded)
+test: $(STAMP) browser   ## the suite CI runs (slow sweeps excluded)
 	$(BIN)/python -m pytest -q
+
+test-browser: $(STAMP) browser   ## only the tests that drive a headless Chromium
+	$(BIN)/python -m pytest -q -m 'browser and not slow'
+
+# Debian's chromium and chromium-driver for the browser tests: installed when missing and
+# running as root (as CI does); otherwise those tests skip, saying how to enable them.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium and chromium-driver (Debian) for the browser tests"; \
+	    apt-get install -y -q chromium chromium-driver >/dev/null \
+	      || echo "could not install chromium: the browser tests will skip"; \
+	  fi; \
+	fi
+
+screenshots: $(STAMP) browser   ## the README's pictures of the pages, taken by the browser tests
+	DTLAB_SCREENSHOTS=docs $(BIN)/python -m pytest -q -m 'browser and not slow' -k screenshot
 
 test-all: $(STAMP)   ## everything, slow exhaustive sweeps included
 	$(BIN)/python -m pytest -q -m ''

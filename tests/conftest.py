@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -20,3 +21,28 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without Debian's chromium, the browser tests are set aside; one line says how to run
+    them (in the summary at the end)."""
+    from html_browser import have_browser
+
+    if have_browser():
+        return
+    marked = [i for i in items if i.get_closest_marker("browser")]
+    if marked:
+        config.hook.pytest_deselected(items=marked)
+        items[:] = [i for i in items if not i.get_closest_marker("browser")]
+        config.stash[_BROWSER_SKIPPED] = len(marked)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    from html_browser import HOW
+
+    skipped = config.stash.get(_BROWSER_SKIPPED, 0)
+    if skipped:
+        terminalreporter.write_line(f"{skipped} browser tests skipped: {HOW}")
+
+
+_BROWSER_SKIPPED = pytest.StashKey[int]()

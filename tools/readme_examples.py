@@ -1,10 +1,11 @@
 """The README's command examples, re-run: ``--write`` pastes each command's real output under
 it, ``--check`` (the default) says which examples no longer match what the code prints.
 
-An example is a ```` ```text ```` block whose first line is ``$ dtlab ...``; the command runs
-in a shell (pipes work) in a scratch folder, at 100 columns, with this checkout's ``dtlab``
-first on PATH. Figures that change from run to run (seconds, throughput) are masked when
-comparing, and whitespace is compared loosely, since a shorter timing reflows a line.
+An example is a ```` ```text ```` block whose first line is ``$ dtlab ...``; each ``$ ``
+line in it is a command, run in turn in a shell (pipes work) in one scratch folder, at 100
+columns, with this checkout's ``dtlab`` first on PATH, its output pasted under it. Figures
+that change from run to run (seconds, throughput) are masked when comparing, and whitespace
+is compared loosely, since a shorter timing reflows a line.
 
     python tools/readme_examples.py           # exit 1 and a diff when an example is stale
     python tools/readme_examples.py --write   # regenerate them (make readme)
@@ -45,29 +46,44 @@ def examples(text: str) -> list[Example]:
     return [Example(m.group(2), m.group(3), m.start(3), m.end(3)) for m in BLOCK.finditer(text)]
 
 
-def run(command: str) -> str:
-    """What the command prints (stdout, then stderr), as a terminal of COLUMNS would show it."""
+def commands(example: Example) -> list[str]:
+    """The block's commands: its first line, then every later line that starts with "$ "."""
+    later = [line[2:] for line in example.shown.splitlines() if line.startswith("$ ")]
+    return [example.command, *later]
+
+
+def run(example: Example) -> str:
+    """What the block's commands print (stdout, then stderr, under each "$ " line) as a
+    terminal of COLUMNS would show it; the first command's line stays above the output."""
     bin_dir = Path(sys.executable).parent
-    env = {
-        **os.environ,
-        "COLUMNS": str(COLUMNS),
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-    }
+    path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "COLUMNS": str(COLUMNS), "PATH": path}
     env.pop("DTLAB_DEBUG", None)
+    out: list[str] = []
     with tempfile.TemporaryDirectory() as scratch:
-        done = subprocess.run(
-            ["bash", "-o", "pipefail", "-c", command],
-            cwd=scratch,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-    if done.returncode != 0:
+        for i, command in enumerate(commands(example)):
+            if i:
+                out.append(f"$ {command}\n")
+            out.append(_one(command, scratch, env))
+    return "".join(out)
+
+
+def _one(command: str, scratch: str, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        cwd=scratch,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    # exit status 2 with a one-line "error: ..." is an example of bad input
+    bad_input = done.returncode == 2 and done.stderr.startswith("error:")
+    if done.returncode != 0 and not bad_input:
         raise RuntimeError(f"{command!r} exited {done.returncode}: {done.stderr.strip()}")
-    out = done.stdout + done.stderr
-    return "".join(line.rstrip() + "\n" for line in out.splitlines())
+    text = done.stdout + done.stderr
+    return "".join(line.rstrip() + "\n" for line in text.splitlines())
 
 
 def comparable(output: str) -> str:
@@ -81,7 +97,7 @@ def stale(text: str) -> list[tuple[Example, str]]:
     """The examples whose output no longer matches, with what the command prints now."""
     out = []
     for ex in examples(text):
-        now = run(ex.command)
+        now = run(ex)
         if comparable(now) != comparable(ex.shown):
             out.append((ex, now))
     return out
@@ -90,7 +106,7 @@ def stale(text: str) -> list[tuple[Example, str]]:
 def write(text: str) -> str:
     parts, last = [], 0
     for ex in examples(text):
-        parts += [text[last : ex.start], run(ex.command)]
+        parts += [text[last : ex.start], run(ex)]
         last = ex.end
     return "".join(parts) + text[last:]
 

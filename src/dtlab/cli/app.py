@@ -14,6 +14,7 @@ from dtlab import __version__
 from dtlab.cli.cast_cmd import cast_cmd
 from dtlab.cli.catalog_cmds import formats_cmd, info_cmd
 from dtlab.cli.common import NUMBER_ARGS, STATE
+from dtlab.cli.html_cmds import explore_cmd, report_cmd
 from dtlab.cli.int_cmds import int_app
 from dtlab.cli.model_cmds import model_app
 from dtlab.cli.ops_cmds import dot_cmd
@@ -58,6 +59,8 @@ app.command("dot")(dot_cmd)
 app.command("quantize")(quantize_cmd)
 app.add_typer(model_app, name="model")
 app.command("tour")(tour_cmd)
+app.command("explore")(explore_cmd)
+app.command("report")(report_cmd)
 
 
 _WRITE_ERRORS = (errno.EPIPE, errno.ENOSPC, errno.EBADF, errno.EIO, errno.EDQUOT)

@@ -15,10 +15,11 @@ from dtlab.cli.common import (
     guarded,
     parse_formats,
 )
+from dtlab.cli.html_cmds import HTML_HELP, check_html_path
 from dtlab.cli.value_cmds import OVERFLOW_HELP, ROUNDING_HELP
 from dtlab.defaults import CAST_FORMATS, joined
 from dtlab.modes import Overflow, Rounding, Subnormals
-from dtlab.outputs import check_distinct, check_plot_path
+from dtlab.outputs import check_distinct, check_plot_path, write_text
 
 
 @guarded
@@ -44,6 +45,7 @@ def cast_cmd(
     plot: Path = typer.Option(
         None, "--plot", help="Also draw the histogram against each format and the SQNR to a .png."
     ),
+    html_out: Path = typer.Option(None, "--html", help=HTML_HELP),
     allow_pickle: bool = PICKLE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -67,7 +69,8 @@ def cast_cmd(
     fmts = parse_formats(as_)
     if plot is not None:
         check_plot_path(plot)
-    check_distinct([output, plot])
+    check_html_path(html_out)
+    check_distinct([output, plot, html_out])
     mode = Rounding.parse(rounding)
     policy = Overflow.parse(overflow) if overflow else None
     loaded = load_tensor(source, seed=seed, allow_pickle=allow_pickle)
@@ -79,6 +82,10 @@ def cast_cmd(
         from dtlab.render.plots import analysis_plot
 
         analysis_plot(report.analysis, loaded.tensor, plot, f"{source} in {as_}")
+    if html_out is not None:
+        from dtlab.html import report_page
+
+        write_text(html_out, report_page("dtlab.cast/1", report))
     if as_json:
         emit_json("dtlab.cast/1", report)
     else:

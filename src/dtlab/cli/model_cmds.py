@@ -21,6 +21,7 @@ from dtlab.cli.common import (
     required_list,
     split_list,
 )
+from dtlab.cli.html_cmds import HTML_HELP, check_html_path
 from dtlab.defaults import MEMORY_TARGETS, SCAN_BUDGET_BYTES, SCAN_FORMATS, SCAN_SQNR_DB, joined
 from dtlab.outputs import check_distinct, check_plot_path, check_writable, write_text
 
@@ -107,6 +108,7 @@ def scan_cmd(
     show_all: bool = typer.Option(False, "--all", help="List every tensor, safe ones too."),
     csv_out: Path = typer.Option(None, "--csv", help="Write one row per tensor and format."),
     md_out: Path = typer.Option(None, "--markdown", help="Write a Markdown report."),
+    html_out: Path = typer.Option(None, "--html", help=HTML_HELP),
     plot_tensor: str = typer.Option(
         None, "--plot-tensor", help="A tensor to draw against the formats (with --plot)."
     ),
@@ -129,6 +131,7 @@ def scan_cmd(
     from dtlab.checkpoint.handle import input_files
     from dtlab.checkpoint.scan import failures, parse_fail_rules
     from dtlab.formats.quantizer_spec import parse_target
+    from dtlab.html import report_page
     from dtlab.render.memory import EMBEDDED
     from dtlab.render.model import scan_csv, scan_markdown, scan_view
 
@@ -144,7 +147,8 @@ def scan_cmd(
     for out in (csv_out, md_out):
         if out is not None:
             check_writable(out, inputs=inputs)
-    check_distinct([plot, csv_out, md_out])
+    check_html_path(html_out, inputs)
+    check_distinct([plot, csv_out, md_out, html_out])
     show_progress = not as_json and console.is_terminal
     report = _run(path, fmts, sqnr, budget, workers, allow_pickle, show_progress)
     if report.workers < workers:
@@ -156,6 +160,8 @@ def scan_cmd(
         write_text(csv_out, scan_csv(report))
     if md_out is not None:
         write_text(md_out, scan_markdown(report))
+    if html_out is not None:
+        write_text(html_out, report_page("dtlab.scan/1", report))
     if as_json:
         emit_json("dtlab.scan/1", report)
     else:

@@ -15,9 +15,10 @@ from dtlab.cli.common import (
     guarded,
     required_list,
 )
+from dtlab.cli.html_cmds import HTML_HELP, check_html_path
 from dtlab.defaults import QUANTIZERS, joined
 from dtlab.modes import Rounding
-from dtlab.outputs import check_plot_path
+from dtlab.outputs import check_distinct, check_plot_path, write_text
 
 
 @guarded
@@ -43,6 +44,7 @@ def quantize_cmd(
     plot: Path = typer.Option(
         None, "--plot", help="Also draw SQNR against bits per value to a .png."
     ),
+    html_out: Path = typer.Option(None, "--html", help=HTML_HELP),
     allow_pickle: bool = PICKLE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -63,6 +65,8 @@ def quantize_cmd(
 
     if plot is not None:
         check_plot_path(plot)
+    check_html_path(html_out)
+    check_distinct([plot, html_out])
     loaded = load_tensor(source, seed=seed, allow_pickle=allow_pickle)
     x = reshape(loaded.tensor, shape) if shape else loaded.tensor
     specs = required_list(as_, "--as", "int8,int4:g128")
@@ -77,6 +81,10 @@ def quantize_cmd(
         from dtlab.render.plots import quant_plot
 
         quant_plot(result, plot, f"{source}")
+    if html_out is not None:
+        from dtlab.html import report_page
+
+        write_text(html_out, report_page("dtlab.quantize/1", result))
     if as_json:
         emit_json("dtlab.quantize/1", result)
     else:

@@ -237,6 +237,12 @@ def _unknown_message(raw: str, key: str) -> str:
     )
 
 
+def lookup_names() -> dict[str, str]:
+    """Every name a lookup accepts (lower-cased, before any spec grammar) and the canonical
+    name it resolves to: the table the HTML explorer reads formats with."""
+    return {key: fmt.name for key, fmt in _LOOKUP.items()}
+
+
 def aliases_of(fmt: Format) -> list[str]:
     """The short names that resolve to this catalogue format."""
     st = SAFETENSORS_NAMES.get(fmt.name)
