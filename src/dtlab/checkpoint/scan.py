@@ -25,7 +25,14 @@ from dtlab.analysis.metrics import ErrorMetrics, Partial, by_sqnr
 from dtlab.checkpoint.files import embedded_model
 from dtlab.checkpoint.handle import Checkpoint, open_checkpoint
 from dtlab.checkpoint.header import DTYPES
-from dtlab.checkpoint.reader import iter_chunks
+from dtlab.checkpoint.prequant.dequant import logical_chunks
+from dtlab.checkpoint.prequant.layout import (
+    PackedWeight,
+    PrequantSummary,
+    logical_entries,
+    logical_entry,
+    logical_summary,
+)
 from dtlab.defaults import SCAN_BUDGET_BYTES, SCAN_FORMATS, SCAN_SQNR_DB
 from dtlab.errors import OptionError, OptionValueError
 from dtlab.formats import Format, get_format
@@ -62,6 +69,7 @@ class TensorScan:
     nan: int
     inf: int
     verdicts: tuple[Verdict, ...]  # empty for tensors not scanned (integers)
+    stored_as: str | None = None  # a pre-quantized weight's layout; dtype is what it dequantizes to
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,7 @@ class ScanReport:
     seconds: float
     workers: int
     chunk_bytes: int
+    layout: PrequantSummary | None = None  # a pre-quantized checkpoint's, dequantized to scan
 
 
 @dataclass(frozen=True)
@@ -137,7 +146,7 @@ def scan_checkpoint(
     # bytes of one decoded chunk (float32, or float64): the scan holds about two copies, and
     # rounding each takes buffers of its own
     chunk = max(memory_budget // 8, 1 << 16)
-    entries = ckpt.stored
+    entries = logical_entries(ckpt)  # packed weights in place of their parts
     start = time.perf_counter()
     total_bytes = sum(e.nbytes for e in entries)
     results: dict[str, TensorScan] = {}
@@ -181,6 +190,7 @@ def scan_checkpoint(
         seconds=time.perf_counter() - start,
         workers=workers,
         chunk_bytes=chunk,
+        layout=logical_summary(ckpt),
     )
 
 
@@ -202,11 +212,11 @@ def _scan_job(job: tuple[str, tuple[Format, ...], float, int]) -> TensorScan:
 def _scan_tensor(
     ckpt: Checkpoint, name: str, fmts: tuple[Format, ...], threshold: float, chunk: int
 ) -> TensorScan:
-    e = ckpt.entry(name)
+    e = logical_entry(ckpt, name)
     if not DTYPES[e.dtype].is_float:
         return _unscanned(name, e.dtype, e.shape, e.numel)
     partials: list[Partial | None] = [None] * len(fmts)
-    for part in iter_chunks(ckpt, name, chunk, decoded=True):
+    for part in logical_chunks(ckpt, name, chunk):
         for i, f in enumerate(fmts):
             p = format_partial(part, f)
             prev = partials[i]
@@ -226,6 +236,7 @@ def _scan_tensor(
         nan=m.input_nan,
         inf=m.input_inf,
         verdicts=verdicts,
+        stored_as=e.label if isinstance(e, PackedWeight) else None,
     )
 
 
