@@ -50,6 +50,33 @@ def pack_rows(intweight: np.ndarray, bits: int) -> np.ndarray:
     return out.astype(np.int32)
 
 
+def pack_3bit(v: np.ndarray) -> np.ndarray:
+    """AutoGPTQ's bits == 3 branch of pack, along axis 0: 32 values into 3 rows."""
+    v = v.astype(np.uint32)
+    out = np.zeros((v.shape[0] // 32 * 3, *v.shape[1:]), dtype=np.uint32)
+    i = row = 0
+    while row < out.shape[0]:
+        for j in range(i, i + 10):
+            out[row] |= v[j] << (3 * (j - i))
+        i += 10
+        out[row] |= v[i] << 30
+        row += 1
+        out[row] |= (v[i] >> 2) & 1
+        i += 1
+        for j in range(i, i + 10):
+            out[row] |= v[j] << (3 * (j - i) + 1)
+        i += 10
+        out[row] |= v[i] << 31
+        row += 1
+        out[row] |= (v[i] >> 1) & 0x3
+        i += 1
+        for j in range(i, i + 10):
+            out[row] |= v[j] << (3 * (j - i) + 2)
+        i += 10
+        row += 1
+    return out.astype(np.int32)
+
+
 def pack_cols(zeros: np.ndarray, bits: int, order: list[int] | None = None) -> np.ndarray:
     pf = 32 // bits
     order = order or list(range(pf))
@@ -79,9 +106,14 @@ def gptq_linear(
     scale_zeros = zeros * scales.float()
     intweight = torch.round((W + scale_zeros[g_idx.long()].T) / scales.float()[g_idx.long()].T)
     assert torch.equal(intweight.long(), q), "the packer's rounding lost a code"
+    codes, stored_zeros = intweight.T.numpy().astype(np.uint32), (zeros - 1).numpy()
+    if bits == 3:
+        qweight, qzeros = pack_3bit(codes), pack_3bit(stored_zeros.T).T
+    else:
+        qweight, qzeros = pack_rows(codes, bits), pack_cols(stored_zeros, bits)
     tensors = {
-        "qweight": torch.from_numpy(pack_rows(intweight.T.numpy().astype(np.uint32), bits)),
-        "qzeros": torch.from_numpy(pack_cols((zeros - 1).numpy().astype(np.uint32), bits)),
+        "qweight": torch.from_numpy(qweight),
+        "qzeros": torch.from_numpy(np.ascontiguousarray(qzeros)),
         "scales": scales,
         "g_idx": g_idx,
         "bias": torch.zeros(out, dtype=torch.float16),

@@ -35,6 +35,7 @@ LAYOUTS: dict[str, tuple[Maker, Family]] = {
         lambda p: pk.gptq_checkpoint(p, bits=2, group=16, desc_act=True),
         Family.GPTQ,
     ),
+    "gptq-3bit-g32": (lambda p: pk.gptq_checkpoint(p, bits=3, group=32), Family.GPTQ),
     "awq-gemm": (pk.awq_checkpoint, Family.AWQ),
     "bnb-nf4": (lambda p: pk.bnb_checkpoint(p, "nf4", False), Family.BNB_4BIT),
     "bnb-nf4-double-quant": (lambda p: pk.bnb_checkpoint(p, "nf4", True), Family.BNB_4BIT),
@@ -59,7 +60,8 @@ def bits(t: torch.Tensor) -> torch.Tensor:
 def unit_values(w: PackedWeight) -> int:
     """Values of the smallest piece a family reads: one stored row or block."""
     if w.family is Family.GPTQ:
-        return 32 // w.scheme.bits * w.shape[0]  # one int32 row of qweight: 32/bits inputs
+        rows = 3 if w.scheme.bits == 3 else 1  # 3-bit codes straddle int32s: 32 in 3 rows
+        return 32 * rows // w.scheme.bits * w.shape[0]
     if w.family is Family.AWQ:
         return w.shape[0]  # one input row
     if w.family in (Family.BNB_4BIT, Family.MXFP4):
@@ -348,3 +350,15 @@ def test_fp8_blocks_follow_deepseek_where_transformers_rounds_the_scale_first(
     differ = int((bits(ours) != bits(theirs)).sum())
     assert 0 < differ < ours.numel() // 2
     assert torch.allclose(ours.float(), theirs.float(), rtol=2**-7, atol=0)
+
+
+def test_scan_workers_dequantize_packed_weights_too(tmp_path: Path) -> None:
+    folder, _ = pk.bnb_checkpoint(tmp_path / "b", "nf4", True)
+    one = scan_checkpoint(folder, [get_format("fp8")])
+    two = scan_checkpoint(folder, [get_format("fp8")], workers=2)
+    assert [(t.name, t.stored_as, t.absmax) for t in one.tensors] == [
+        (t.name, t.stored_as, t.absmax) for t in two.tensors
+    ]
+    assert [t.verdicts[0].metrics for t in one.tensors] == [
+        t.verdicts[0].metrics for t in two.tensors
+    ]

@@ -25,7 +25,7 @@ from dtlab.analysis.metrics import ErrorMetrics, Partial, by_sqnr
 from dtlab.checkpoint.files import embedded_model
 from dtlab.checkpoint.handle import Checkpoint, open_checkpoint
 from dtlab.checkpoint.header import DTYPES
-from dtlab.checkpoint.prequant.dequant import logical_chunks
+from dtlab.checkpoint.prequant.dequant import packed_chunks
 from dtlab.checkpoint.prequant.layout import (
     PackedWeight,
     PrequantSummary,
@@ -33,6 +33,7 @@ from dtlab.checkpoint.prequant.layout import (
     logical_entry,
     logical_summary,
 )
+from dtlab.checkpoint.reader import iter_chunks
 from dtlab.defaults import SCAN_BUDGET_BYTES, SCAN_FORMATS, SCAN_SQNR_DB
 from dtlab.errors import OptionError, OptionValueError
 from dtlab.formats import Format, get_format
@@ -216,7 +217,11 @@ def _scan_tensor(
     if not DTYPES[e.dtype].is_float:
         return _unscanned(name, e.dtype, e.shape, e.numel)
     partials: list[Partial | None] = [None] * len(fmts)
-    for part in logical_chunks(ckpt, name, chunk):
+    if isinstance(e, PackedWeight):  # dequantized as its library does, in pieces
+        pieces = packed_chunks(ckpt, e, chunk)
+    else:
+        pieces = iter_chunks(ckpt, name, chunk, decoded=True)
+    for part in pieces:
         for i, f in enumerate(fmts):
             p = format_partial(part, f)
             prev = partials[i]

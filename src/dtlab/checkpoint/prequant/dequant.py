@@ -16,11 +16,11 @@ import torch
 
 from dtlab.checkpoint.handle import Checkpoint
 from dtlab.checkpoint.header import CheckpointError, show
-from dtlab.checkpoint.prequant.layout import Family, PackedWeight, ceil_div, layout_of
-from dtlab.checkpoint.reader import iter_chunks, read_range, read_tensor
+from dtlab.checkpoint.prequant.layout import Family, PackedWeight, ceil_div
+from dtlab.checkpoint.reader import read_range, read_tensor
 from dtlab.formats.blocks import NF4_TABLE
 
-__all__ = ["logical_chunks", "packed_chunks", "read_packed"]
+__all__ = ["packed_chunks", "read_packed"]
 
 AWQ_REVERSE_ORDER = (0, 4, 1, 5, 2, 6, 3, 7)  # AutoAWQ packing_utils: undoes [0,2,4,6,1,3,5,7]
 FP4_E2M1 = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0)
@@ -46,15 +46,6 @@ def read_packed(ckpt: Checkpoint, w: PackedWeight) -> torch.Tensor:
     return flat.reshape(w.shape)
 
 
-def logical_chunks(ckpt: Checkpoint, name: str, max_bytes: int) -> Pieces:
-    """A scan's chunks of one tensor: a packed weight dequantized, or a stored tensor's values
-    (``iter_chunks(..., decoded=True)``)."""
-    w = layout_of(ckpt).weight(name)
-    if w is None:
-        return iter_chunks(ckpt, name, max_bytes, decoded=True)
-    return packed_chunks(ckpt, w, max_bytes)
-
-
 def _per(max_bytes: int, values_per_row: int) -> int:
     return max(1, max_bytes // (4 * max(values_per_row, 1)))
 
@@ -65,33 +56,49 @@ def _unpack_cols(q: torch.Tensor, bits: int) -> torch.Tensor:
     return ((q.unsqueeze(2) >> shifts) & ((1 << bits) - 1)).reshape(q.shape[0], -1)
 
 
+def _unpack_3bit(q: torch.Tensor, dim: int) -> torch.Tensor:
+    """AutoGPTQ's 3-bit packing along ``dim``: three int32 hold 32 codes as one little-endian
+    96-bit stream, code j in bits [3j, 3j + 3) (codes 10 and 21 straddle two int32)."""
+    q = q.movedim(dim, -1)
+    words = q.reshape(*q.shape[:-1], -1, 3).to(torch.int64) & 0xFFFFFFFF
+    j = torch.arange(32) * 3
+    word, off = j // 32, j % 32
+    nxt = torch.clamp(word + 1, max=2)
+    pair = words[..., word] | (words[..., nxt] << 32) * (word < 2)
+    codes = (pair >> off) & 7
+    return codes.reshape(*q.shape[:-1], -1).movedim(-1, dim).to(torch.int32)
+
+
 def _gptq(ckpt: Checkpoint, w: PackedWeight, max_bytes: int) -> Pieces:
     bits, size = w.scheme.bits, w.scheme.group_size
-    if bits == 3:
-        raise CheckpointError(f"{show(w.file)}: {w.name!r}: 3-bit GPTQ is counted, not dequantized")
-    pf, mask = 32 // bits, (1 << bits) - 1
     qweight = w.need("qweight")
     rows, out = qweight.shape
+    step = 3 if bits == 3 else 1  # int32 rows that hold whole codes
+    pf, mask = 32 * step // bits, (1 << bits) - 1
     scales = read_tensor(ckpt, w.need("scales").name)
-    zeros = _unpack_cols(read_tensor(ckpt, w.need("qzeros").name), bits)
+    packed_zeros = read_tensor(ckpt, w.need("qzeros").name)
+    zeros = _unpack_3bit(packed_zeros, 1) if bits == 3 else _unpack_cols(packed_zeros, bits)
     if w.scheme.zero_plus_one:  # AutoGPTQ: (stored & mask) + 1, up to 2^bits
         zeros = zeros + 1
     g_entry = w.part("g_idx")
     if g_entry is None:
-        g_idx = torch.arange(rows * pf) // size
+        g_idx = torch.arange(w.shape[1]) // size
     else:
         g_idx = read_tensor(ckpt, g_entry.name).long()
         if g_idx.numel() and (int(g_idx.min()) < 0 or int(g_idx.max()) >= scales.shape[0]):
             raise CheckpointError(
                 f"{show(w.file)}: {g_entry.name!r} names groups outside [0, {scales.shape[0]})"
             )
-    shifts = torch.arange(0, 32, bits, dtype=torch.int32).view(1, pf, 1)
-    per = _per(max_bytes, out * pf)
+    shifts = torch.arange(0, 32, max(bits, 1), dtype=torch.int32).view(1, -1, 1)
+    per = step * _per(max_bytes, out * pf)
     for r0 in range(0, rows, per):
         r1 = min(rows, r0 + per)
-        q = read_range(ckpt, qweight.name, r0 * out, r1 * out).view(r1 - r0, 1, out)
-        codes = ((q >> shifts) & mask).reshape(-1, out)
-        gi = g_idx[r0 * pf : r1 * pf]
+        q = read_range(ckpt, qweight.name, r0 * out, r1 * out).view(r1 - r0, out)
+        if bits == 3:
+            codes = _unpack_3bit(q, 0)
+        else:
+            codes = ((q.unsqueeze(1) >> shifts) & mask).reshape(-1, out)
+        gi = g_idx[r0 * pf // step : r1 * pf // step]
         yield scales[gi] * (codes - zeros[gi]).to(scales.dtype)
 
 
@@ -174,14 +181,28 @@ def _fp8(ckpt: Checkpoint, w: PackedWeight, max_bytes: int) -> Pieces:
         r1 = min(rows, r0 + per)
         x = read_range(ckpt, weight.name, r0 * cols, r1 * cols).view(r1 - r0, cols)
         row_block = torch.arange(r0, r1) // br
-        s = scale[row_block][:, col_block]
         if w.family is Family.FP8_BLOCK:  # DeepSeek-V3 weight_dequant: fp32 product -> bf16
-            yield (x.to(torch.float32) * s).to(torch.bfloat16)
+            yield _times_blocks(x.to(torch.float32), scale[row_block], bc).to(torch.bfloat16)
             continue
-        v = x.to(s.dtype)  # compressed-tensors _dequantize: in the scale's dtype
+        v = x.to(scale.dtype)  # compressed-tensors _dequantize: in the scale's dtype
         if zero is not None:
-            v = v - zero[row_block][:, col_block].to(s.dtype)
-        yield v * s
+            v = v - zero[row_block][:, col_block].to(scale.dtype)
+        yield _times_blocks(v, scale[row_block], bc)
+
+
+def _times_blocks(v: torch.Tensor, s: torch.Tensor, bc: int) -> torch.Tensor:
+    """v [r, cols] times s [r, ceil(cols / bc)], column j by s[:, j // bc]: the same products
+    as expanding s to v's shape, without a second tensor of v's size."""
+    rows, cols = v.shape
+    full = cols - cols % bc
+    out = torch.empty(rows, cols, dtype=torch.promote_types(v.dtype, s.dtype))
+    blocks = full // bc
+    out[:, :full] = (v[:, :full].reshape(rows, blocks, bc) * s[:, :blocks, None]).reshape(
+        rows, full
+    )
+    if full < cols:
+        out[:, full:] = v[:, full:] * s[:, blocks : blocks + 1]
+    return out
 
 
 def _mxfp4(ckpt: Checkpoint, w: PackedWeight, max_bytes: int) -> Pieces:
