@@ -187,8 +187,14 @@ def test_an_unknown_quant_method_is_reported_unrecognised(tmp_path: Path) -> Non
     assert code == 0 and "UNRECOGNISED packed layout" in " ".join(out.split())
 
 
-def test_packed_tensors_without_a_config_are_not_counted_as_weights(tmp_path: Path) -> None:
-    folder, _ = pk.gptq_checkpoint(tmp_path / "m")
+@pytest.mark.parametrize(
+    "make",
+    [pk.gptq_checkpoint, pk.awq_checkpoint, pk.fp8_block_checkpoint, pk.compressed_fp8_checkpoint],
+)
+def test_packed_tensors_without_a_config_are_not_counted_as_weights(
+    tmp_path: Path, make: Maker
+) -> None:
+    folder, _ = make(tmp_path / "m")
     (folder / "config.json").unlink()
     table = memory_table(open_checkpoint(folder))
     assert table.layout is not None and not table.layout.recognised

@@ -70,25 +70,12 @@ def _unpack_3bit(q: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def _gptq(ckpt: Checkpoint, w: PackedWeight, max_bytes: int) -> Pieces:
-    bits, size = w.scheme.bits, w.scheme.group_size
+    bits = w.scheme.bits
     qweight = w.need("qweight")
     rows, out = qweight.shape
     step = 3 if bits == 3 else 1  # int32 rows that hold whole codes
     pf, mask = 32 * step // bits, (1 << bits) - 1
-    scales = read_tensor(ckpt, w.need("scales").name)
-    packed_zeros = read_tensor(ckpt, w.need("qzeros").name)
-    zeros = _unpack_3bit(packed_zeros, 1) if bits == 3 else _unpack_cols(packed_zeros, bits)
-    if w.scheme.zero_plus_one:  # AutoGPTQ: (stored & mask) + 1, up to 2^bits
-        zeros = zeros + 1
-    g_entry = w.part("g_idx")
-    if g_entry is None:
-        g_idx = torch.arange(w.shape[1]) // size
-    else:
-        g_idx = read_tensor(ckpt, g_entry.name).long()
-        if g_idx.numel() and (int(g_idx.min()) < 0 or int(g_idx.max()) >= scales.shape[0]):
-            raise CheckpointError(
-                f"{show(w.file)}: {g_entry.name!r} names groups outside [0, {scales.shape[0]})"
-            )
+    scales, zeros, g_idx = _gptq_groups(ckpt, w)
     shifts = torch.arange(0, 32, max(bits, 1), dtype=torch.int32).view(1, -1, 1)
     per = step * _per(max_bytes, out * pf)
     for r0 in range(0, rows, per):
@@ -98,14 +85,59 @@ def _gptq(ckpt: Checkpoint, w: PackedWeight, max_bytes: int) -> Pieces:
             codes = _unpack_3bit(q, 0)
         else:
             codes = ((q.unsqueeze(1) >> shifts) & mask).reshape(-1, out)
-        gi = g_idx[r0 * pf // step : r1 * pf // step]
-        yield scales[gi] * (codes - zeros[gi]).to(scales.dtype)
+        yield _apply_groups(codes, zeros, scales, r0 * pf // step, w.scheme.group_size, g_idx)
+
+
+def _gptq_groups(
+    ckpt: Checkpoint, w: PackedWeight
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Scales and zero points [groups, out], and g_idx unless it is rows in order."""
+    bits, size = w.scheme.bits, w.scheme.group_size
+    scales = read_tensor(ckpt, w.need("scales").name)
+    packed_zeros = read_tensor(ckpt, w.need("qzeros").name)
+    zeros = _unpack_3bit(packed_zeros, 1) if bits == 3 else _unpack_cols(packed_zeros, bits)
+    if w.scheme.zero_plus_one:  # AutoGPTQ: (stored & mask) + 1, up to 2^bits
+        zeros = zeros + 1
+    g_entry = w.part("g_idx")
+    if g_entry is None:
+        return scales, zeros, None
+    g_idx = read_tensor(ckpt, g_entry.name).long()
+    if g_idx.numel() and (int(g_idx.min()) < 0 or int(g_idx.max()) >= scales.shape[0]):
+        raise CheckpointError(
+            f"{show(w.file)}: {g_entry.name!r} names groups outside [0, {scales.shape[0]})"
+        )
+    in_order = torch.equal(g_idx, torch.arange(g_idx.numel()) // size)
+    return scales, zeros, None if in_order else g_idx
+
+
+def _apply_groups(
+    codes: torch.Tensor,
+    zeros: torch.Tensor,
+    scales: torch.Tensor,
+    first: int,
+    size: int,
+    g_idx: torch.Tensor | None,
+) -> torch.Tensor:
+    """scale * (code - zero) for input rows first, first + 1, ...: each in its group of
+    ``size`` rows, or where ``g_idx`` sends it (act-order). The integer difference goes to the
+    scales' dtype and is multiplied there: one rounding, as GPTQ's and AWQ's torch code."""
+    if g_idx is not None:
+        gi = g_idx[first : first + codes.shape[0]]
+        return scales[gi] * (codes - zeros[gi]).to(scales.dtype)
+    out = torch.empty(codes.shape, dtype=scales.dtype)
+    r, n = 0, codes.shape[0]
+    while r < n:  # one group's rows at a time: no gathered copies of scales and zeros
+        g = (first + r) // size
+        end = min(n, (g + 1) * size - first)
+        torch.mul(scales[g], (codes[r:end] - zeros[g]).to(scales.dtype), out=out[r:end])
+        r = end
+    return out
 
 
 def _awq(ckpt: Checkpoint, w: PackedWeight, max_bytes: int) -> Pieces:
     qweight = w.need("qweight")
     inputs, cols = qweight.shape
-    out, size = cols * 8, w.scheme.group_size
+    out = cols * 8
     order = torch.arange(out).view(-1, 8)[:, list(AWQ_REVERSE_ORDER)].reshape(-1)
     scales = read_tensor(ckpt, w.need("scales").name)
     zeros = _unpack_cols(read_tensor(ckpt, w.need("qzeros").name), 4)[:, order]
@@ -114,8 +146,7 @@ def _awq(ckpt: Checkpoint, w: PackedWeight, max_bytes: int) -> Pieces:
         r1 = min(inputs, r0 + per)
         q = read_range(ckpt, qweight.name, r0 * cols, r1 * cols).view(r1 - r0, cols)
         codes = _unpack_cols(q, 4)[:, order]
-        g = torch.arange(r0, r1) // size
-        yield (codes - zeros[g]).to(scales.dtype) * scales[g]
+        yield _apply_groups(codes, zeros, scales, r0, w.scheme.group_size, None)
 
 
 def _bnb_table(name: str) -> torch.Tensor:
@@ -182,7 +213,8 @@ def _fp8(ckpt: Checkpoint, w: PackedWeight, max_bytes: int) -> Pieces:
         x = read_range(ckpt, weight.name, r0 * cols, r1 * cols).view(r1 - r0, cols)
         row_block = torch.arange(r0, r1) // br
         if w.family is Family.FP8_BLOCK:  # DeepSeek-V3 weight_dequant: fp32 product -> bf16
-            yield _times_blocks(x.to(torch.float32), scale[row_block], bc).to(torch.bfloat16)
+            v = _times_blocks(x.to(torch.float32), scale[row_block], bc)
+            yield v.to(torch.bfloat16)
             continue
         v = x.to(scale.dtype)  # compressed-tensors _dequantize: in the scale's dtype
         if zero is not None:
@@ -191,18 +223,15 @@ def _fp8(ckpt: Checkpoint, w: PackedWeight, max_bytes: int) -> Pieces:
 
 
 def _times_blocks(v: torch.Tensor, s: torch.Tensor, bc: int) -> torch.Tensor:
-    """v [r, cols] times s [r, ceil(cols / bc)], column j by s[:, j // bc]: the same products
-    as expanding s to v's shape, without a second tensor of v's size."""
-    rows, cols = v.shape
+    """v [r, cols] times s [r, ceil(cols / bc)] in place, column j by s[:, j // bc]: the same
+    products as expanding s to v's shape (v's dtype is the product's)."""
+    cols = v.shape[1]
     full = cols - cols % bc
-    out = torch.empty(rows, cols, dtype=torch.promote_types(v.dtype, s.dtype))
     blocks = full // bc
-    out[:, :full] = (v[:, :full].reshape(rows, blocks, bc) * s[:, :blocks, None]).reshape(
-        rows, full
-    )
+    torch.unflatten(v[:, :full], -1, (blocks, bc)).mul_(s[:, :blocks, None])
     if full < cols:
-        out[:, full:] = v[:, full:] * s[:, blocks : blocks + 1]
-    return out
+        v[:, full:].mul_(s[:, blocks : blocks + 1])
+    return v
 
 
 def _mxfp4(ckpt: Checkpoint, w: PackedWeight, max_bytes: int) -> Pieces:

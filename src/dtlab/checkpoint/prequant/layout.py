@@ -259,7 +259,10 @@ def recognise(ckpt: Checkpoint) -> Layout:
     return reader(config, qc, by_name)
 
 
-_PACKED_SUFFIXES = (".qweight", ".qzeros", "_scale_inv", ".weight_packed", ".SCB")
+# names that mean "these codes need another tensor to be read": without a config to say how,
+# the stored tensors are counted but reported (FP8 codes beside a weight_scale would be
+# scanned unscaled)
+_PACKED_SUFFIXES = (".qweight", ".qzeros", "_scale_inv", ".weight_packed", ".weight_scale")
 
 
 def _unknown_packing(by_name: dict[str, TensorEntry]) -> Layout | None:
