@@ -46,6 +46,8 @@ from typing import ClassVar
 
 from dtlab.checkpoint.handle import Checkpoint
 from dtlab.checkpoint.header import DTYPES, TensorEntry
+from dtlab.checkpoint.prequant.layout import PackedWeight, PrequantSummary, layout_of
+from dtlab.checkpoint.prequant.notes import layout_notes
 from dtlab.defaults import MEMORY_TARGETS
 from dtlab.errors import OptionError
 from dtlab.formats.blocks import ScaleKind
@@ -124,6 +126,7 @@ class TensorMemory:
     kept: str | None  # why quantizing targets leave it alone, or None
     tied_to: str | None  # counted under that name instead (bytes 0 here)
     nbytes: tuple[int, ...]
+    stored_as: str | None = None  # a pre-quantized weight's layout ("gptq int4 g128")
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ class MemoryTable:
     totals: tuple[TargetTotal, ...]
     tensors: tuple[TensorMemory, ...]
     assumptions: tuple[str, ...]
+    layout: PrequantSummary | None = None  # a pre-quantized checkpoint's layout
 
 
 def memory_table(
@@ -173,11 +177,14 @@ def memory_table(
     matchers = [_matcher(p) for p in patterns]
     rows: list[TensorMemory] = []
     by_dtype: dict[str, int] = {}
-    for e in ckpt.tensors:
+    layout = layout_of(ckpt)  # a packed weight stands in for its parts, at its logical shape
+    for e in layout.entries(ckpt.tensors):
         tied = ckpt.tied_to(e.name)
         kept = _kept(e, matchers, patterns, keep_1d)
+        stored_as = e.label if isinstance(e, PackedWeight) else None
         if tied is None:
-            by_dtype[e.dtype] = by_dtype.get(e.dtype, 0) + e.numel
+            key = stored_as or e.dtype
+            by_dtype[key] = by_dtype.get(key, 0) + e.numel
         sizes = tuple(0 if tied else _size(e, t, kept) for t in parsed)
         rows.append(
             TensorMemory(
@@ -189,6 +196,7 @@ def memory_table(
                 kept=kept,
                 tied_to=tied,
                 nbytes=sizes,
+                stored_as=stored_as,
             )
         )
     live = [r for r in rows if r.tied_to is None]  # tied tensors count once
@@ -201,7 +209,8 @@ def memory_table(
         stored_bytes=sum(r.stored_bytes for r in rows),
         totals=totals,
         tensors=tuple(rows),
-        assumptions=_assumptions(ckpt, parsed, patterns, keep_1d, live),
+        assumptions=layout_notes(layout) + _assumptions(ckpt, parsed, patterns, keep_1d, live),
+        layout=layout.summary() if layout.weights or not layout.recognised else None,
     )
 
 

@@ -69,6 +69,18 @@ def read_tensor(ckpt: Checkpoint, name: str) -> torch.Tensor:
     return _raw_chunk(ckpt, entry, 0, entry.numel, None).reshape(entry.shape)
 
 
+def read_range(ckpt: Checkpoint, name: str, lo: int, hi: int) -> torch.Tensor:
+    """Elements [lo, hi) of a tensor flattened in C order, in its stored torch dtype, read
+    from the memory map (a pre-quantized weight's parts, a piece at a time)."""
+    entry = ckpt.entry(name)
+    lo, hi = max(0, lo), min(hi, entry.numel)
+    if ckpt.loaded is not None:
+        return ckpt.loaded[name].reshape(-1)[lo:hi]
+    if entry.bits < 8 or _torch_dtype(entry.dtype) is None:
+        raise CheckpointError(f"{show(entry.file)}: tensor {name!r} is {entry.dtype}: no range")
+    return _raw_chunk(ckpt, entry, lo, hi, None)
+
+
 def iter_chunks(
     ckpt: Checkpoint, name: str, max_bytes: int, *, decoded: bool = False, multiple_of: int = 1
 ) -> Iterator[torch.Tensor]:

@@ -13,7 +13,7 @@ import enum
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +31,19 @@ from dtlab.analysis.targets import (
 )
 from dtlab.checkpoint.files import embedded_model
 from dtlab.checkpoint.handle import Checkpoint, open_checkpoint
-from dtlab.checkpoint.header import DTYPES
+from dtlab.checkpoint.header import DTYPES, TensorEntry
+from dtlab.checkpoint.prequant.dequant import packed_chunks, read_packed
+from dtlab.checkpoint.prequant.layout import (
+    PackedWeight,
+    PrequantSummary,
+    logical_entries,
+    logical_entry,
+    logical_summary,
+)
 from dtlab.checkpoint.reader import iter_chunks
 from dtlab.defaults import SCAN_BUDGET_BYTES, SCAN_FORMATS, SCAN_SQNR_DB
 from dtlab.errors import OptionError, OptionValueError
-from dtlab.formats import get_format
+from dtlab.formats import Format, get_format
 from dtlab.formats.quantizer import Quantizer
 from dtlab.formats.quantizer_spec import Target
 
@@ -74,6 +82,7 @@ class TensorScan:
     nan: int
     inf: int
     verdicts: tuple[Verdict, ...]  # empty for tensors not scanned (integers)
+    stored_as: str | None = None  # a pre-quantized weight's layout; dtype is what it dequantizes to
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,7 @@ class ScanReport:
     seconds: float
     workers: int
     chunk_bytes: int
+    layout: PrequantSummary | None = None  # a pre-quantized checkpoint's, dequantized to scan
 
 
 @dataclass(frozen=True)
@@ -150,7 +160,7 @@ def scan_checkpoint(
     # bytes of one decoded chunk (float32, or float64): the scan holds about two copies, and
     # rounding each takes buffers of its own
     chunk = max(memory_budget // 8, 1 << 16)
-    entries = ckpt.stored
+    entries = logical_entries(ckpt)  # packed weights in place of their parts
     for e in entries:  # a target too large for the budget fails before the scan, not during it
         if DTYPES[e.dtype].is_float:
             _check_budget(e.name, e.shape, _together(e.shape, fmts), fmts, chunk)
@@ -197,6 +207,7 @@ def scan_checkpoint(
         seconds=time.perf_counter() - start,
         workers=workers,
         chunk_bytes=chunk,
+        layout=logical_summary(ckpt),
     )
 
 
@@ -218,19 +229,19 @@ def _scan_job(job: tuple[str, tuple[Target, ...], float, int]) -> TensorScan:
 def _scan_tensor(
     ckpt: Checkpoint, name: str, fmts: tuple[Target, ...], threshold: float, chunk: int
 ) -> TensorScan:
-    e = ckpt.entry(name)
+    e = logical_entry(ckpt, name)
     if not DTYPES[e.dtype].is_float:
         return _unscanned(name, e.dtype, e.shape, e.numel)
     together = _together(e.shape, fmts)
     per = chunk if together == 1 else chunk * 4 // _QUANT_BYTES  # quantizers hold more
     ranges: list[Range | None] = [None] * len(fmts)
     if any(tensor_pass(f, e.shape) for f in fmts):  # per-tensor scales: first the range
-        for part in iter_chunks(ckpt, name, per, decoded=True, multiple_of=together):
+        for part in _pieces(ckpt, e, fmts, per, together, chunk):
             for i, f in enumerate(fmts):
                 if tensor_pass(f, e.shape):
                     ranges[i] = merged_range(ranges[i], tensor_range(part, f, e.shape))
     partials: list[Partial | None] = [None] * len(fmts)
-    for part in iter_chunks(ckpt, name, per, decoded=True, multiple_of=together):
+    for part in _pieces(ckpt, e, fmts, per, together, chunk):
         for i, f in enumerate(fmts):
             p = target_partial(part, f, e.shape, ranges[i])
             prev = partials[i]
@@ -250,6 +261,7 @@ def _scan_tensor(
         nan=m.input_nan,
         inf=m.input_inf,
         verdicts=verdicts,
+        stored_as=e.label if isinstance(e, PackedWeight) else None,
     )
 
 
@@ -259,6 +271,32 @@ def _together(shape: tuple[int, ...], fmts: tuple[Target, ...]) -> int:
 
 
 _QUANT_BYTES = 128  # per value a quantizer holds at once (int8 81, nvfp4 112, mxfp4 127)
+
+
+def _pieces(
+    ckpt: Checkpoint,
+    e: TensorEntry | PackedWeight,
+    fmts: tuple[Target, ...],
+    per: int,
+    together: int,
+    chunk: int,
+) -> Iterator[torch.Tensor]:
+    """The tensor's values in C order of its (logical) shape, in parts of whole scale slices."""
+    if not isinstance(e, PackedWeight):
+        return iter_chunks(ckpt, e.name, per, decoded=True, multiple_of=together)
+    if all(isinstance(f, Format) for f in fmts):  # casts: any order, the library's pieces
+        return packed_chunks(ckpt, e, chunk)
+    # quantizers need C order of the logical shape (GPTQ and AWQ store [in, out]): the
+    # weight dequantized whole, then cut
+    if e.numel * 8 > chunk * 8:  # the float32 copy takes at most half the budget
+        need = -(-e.numel * 8 // (1 << 20))
+        raise OptionError(
+            f"packed weight {e.name!r} {list(e.shape)}: quantizing it needs it dequantized "
+            f"whole; use --memory-budget {need} (MiB) or more, or plain formats"
+        )
+    flat = read_packed(ckpt, e).reshape(-1).to(torch.float32)
+    step = max(together, per // together * together)
+    return (flat[i : i + step] for i in range(0, flat.numel(), step))
 
 
 def _check_budget(

@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dtlab.checkpoint.memory import MemoryTable
+from dtlab.render.prequant import layout_line
 from dtlab.render.text import printable
 
 __all__ = ["EMBEDDED", "human_bytes", "memory_view"]
@@ -43,4 +44,5 @@ def memory_view(t: MemoryTable, label: str | None = None) -> RenderableType:
             f"{total.kept_params:,}",
         )
     notes = Text("\n".join(f"• {a}" for a in t.assumptions))
-    return Group(head, table, notes)
+    line = layout_line(t.layout, "counted")
+    return Group(head, *([line] if line else []), table, notes)

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from dtlab.checkpoint.scan import ScanReport, Status
 from dtlab.numtext import counted
+from dtlab.render.prequant import layout_line
 from dtlab.render.text import markdown_cell, printable
 
 
@@ -67,8 +68,9 @@ def scan_view(r: ScanReport, show_all: bool, label: str | None = None) -> Render
             for v in t.verdicts
             if show_all or v.status is not Status.SAFE
         )
-        rows.add_row(printable(t.name), t.dtype, f"{t.absmax:.4g}", verdicts)
-    parts: list[RenderableType] = [head, summary, worst]
+        rows.add_row(printable(t.name), t.stored_as or t.dtype, f"{t.absmax:.4g}", verdicts)
+    line = layout_line(r.layout, "dequantized and scanned")
+    parts: list[RenderableType] = [head, *([line] if line else []), summary, worst]
     scanned = any(t.verdicts for t in r.tensors)
     nothing = "no floating-point tensor to scan"
     parts.append(
