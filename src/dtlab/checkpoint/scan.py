@@ -24,7 +24,7 @@ from dtlab.analysis.elementwise import format_partial
 from dtlab.analysis.metrics import ErrorMetrics, Partial, by_sqnr
 from dtlab.checkpoint.files import embedded_model
 from dtlab.checkpoint.handle import Checkpoint, open_checkpoint
-from dtlab.checkpoint.header import DTYPES
+from dtlab.checkpoint.header import is_float_dtype
 from dtlab.checkpoint.reader import iter_chunks
 from dtlab.defaults import SCAN_BUDGET_BYTES, SCAN_FORMATS, SCAN_SQNR_DB
 from dtlab.errors import OptionError, OptionValueError
@@ -203,7 +203,7 @@ def _scan_tensor(
     ckpt: Checkpoint, name: str, fmts: tuple[Format, ...], threshold: float, chunk: int
 ) -> TensorScan:
     e = ckpt.entry(name)
-    if not DTYPES[e.dtype].is_float:
+    if not is_float_dtype(e.dtype):
         return _unscanned(name, e.dtype, e.shape, e.numel)
     partials: list[Partial | None] = [None] * len(fmts)
     for part in iter_chunks(ckpt, name, chunk, decoded=True):
