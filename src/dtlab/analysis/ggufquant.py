@@ -97,7 +97,7 @@ def ggml_quantize(x: torch.Tensor, quantizer: Quantizer | GGMLType | str) -> GGM
     >>> import torch
     >>> q = ggml_quantize(torch.tensor([1.0, -2.0, 0.5]), "q8_0")
     >>> q.data.shape, q.dequantize().tolist()
-    (torch.Size([34]), [0.99993896484375, -2.0, 0.4999694824218750])
+    (torch.Size([34]), [1.0078125, -1.9998779296875, 0.50390625])
     """
     return _quantize(x, _as_type(quantizer))[0]
 

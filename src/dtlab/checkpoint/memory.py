@@ -72,7 +72,10 @@ DEFAULT_PATTERNS = ("*embed*", "*.wte.*", "*.wpe.*", "*norm*", "*bias", "*lm_hea
 def describe_target(t: Quantizer) -> str:
     """One line for the assumptions under the table."""
     if t.ggml is not None:
-        return describe_ggml(t.ggml, t.name) + " along the last dimension"
+        return (
+            f"{describe_ggml(t.ggml, t.name)}, along the last dimension; a row that is not "
+            "whole blocks is counted padded (llama.cpp stores such a tensor in another type)"
+        )
     b = t.block
     if b is not None:
         extra = " plus one fp32 scale per tensor" if t.tensor_scale_bits else ""

@@ -334,7 +334,7 @@ class Quantizer:
 
     def json_form(self) -> dict[str, Any]:
         """The fields ``--json`` outputs show (docs/json.md)."""
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "format_name": self.format.name,
             "element_bits": self.stored_bits,
@@ -344,6 +344,9 @@ class Quantizer:
             "zero_point_bits": self.zero_point_bits,
             "tensor_scale_bits": self.tensor_scale_bits,
         }
+        if isinstance(self.format, GGMLType):  # the exact layout: bytes per block_size values
+            out["block_bytes"] = self.format.type_size
+        return out
 
 
 def _block_names() -> str:
