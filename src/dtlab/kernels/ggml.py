@@ -5,7 +5,7 @@ formulas, and where they follow gguf-py or ggml's C, are in ``dtlab.analysis.ggu
 >>> import torch
 >>> data, clipped = ggml_quantize_blocks(torch.full((1, 32), 2.0), "Q4_0")
 >>> data.shape, data[0, :2].tolist(), data[0, 2:4].tolist(), clipped
-(torch.Size([1, 18]), [0, 184], [0, 0], 0)
+(torch.Size([1, 18]), [0, 180], [0, 0], 0)
 """
 
 from __future__ import annotations
