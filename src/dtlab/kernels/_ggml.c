@@ -9,14 +9,12 @@
 
 enum { QK = 32 };
 
-/* the code of a finite v in [0, 256) truncated, else 0; then clipped to top */
-static inline int code_of(float v, int top, long long *clipped) {
+/* the code of v truncated when v is in [0, 256) (ints truncate: no truncf call), else 0;
+ * then clipped to top, counted in *n */
+static inline int code_of(float v, int top, int *n) {
     int q = (v >= 0.0f && v < 256.0f) ? (int)v : 0;
-    if (q > top) {
-        *clipped += 1;
-        q = top;
-    }
-    return q;
+    *n += q > top;
+    return q > top ? top : q;
 }
 
 static void pack(const int *q, int five, uint8_t *qh, uint8_t *qs) {
@@ -29,23 +27,25 @@ static void pack(const int *q, int five, uint8_t *qh, uint8_t *qs) {
 
 /* one block; returns the clipped count. kind: 0 q8_0, 1 q4_0, 2 q4_1, 3 q5_0, 4 q5_1 */
 static long long block(const float *x, int kind, uint8_t *out, float *dm) {
-    long long clipped = 0;
     int q[QK];
     if (kind == 0) {
         float amax = 0.0f;
         for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
         float d = amax / 127, id = d != 0.0f ? 1.0f / d : 0.0f;
         dm[0] = d;
+        int n = 0;
         for (int j = 0; j < QK; j++) {
-            float r = roundf(x[j] * id); /* halves away from zero, as np_roundf */
-            int v = (r == r && fabsf(r) < 256.0f) ? (int)r : 0;
-            if (v > 127 || v < -127) clipped++;
-            v = v > 127 ? 127 : (v < -127 ? -127 : v);
-            out[2 + j] = (uint8_t)(int8_t)v;
+            /* halves away from zero, exactly (C roundf, gguf-py np_roundf) for |v| < 256 */
+            float v = x[j] * id, a = fabsf(v);
+            int w = a < 256.0f ? (int)a : 0; /* NaN and the rest: code 0 */
+            w += (a - (float)w >= 0.5f) & (a < 256.0f);
+            n += w > 127;
+            w = w > 127 ? 127 : w;
+            out[2 + j] = (uint8_t)(int8_t)(v < 0.0f ? -w : w);
         }
-        return clipped;
+        return n;
     }
-    int levels = (kind <= 2) ? 8 : 16, top = 2 * levels - 1, five = kind >= 3;
+    int levels = (kind <= 2) ? 8 : 16, top = 2 * levels - 1, five = kind >= 3, n = 0;
     /* d (2 bytes), m (2, q4_1 and q5_1), qh (4, q5_0 and q5_1), qs (16) */
     uint8_t *qh = out + (kind == 4 ? 4 : 2), *qs = out + 2 * kind;
     if (kind == 1 || kind == 3) { /* max: the first value of largest magnitude, sign kept */
@@ -57,7 +57,7 @@ static long long block(const float *x, int kind, uint8_t *out, float *dm) {
             }
         float d = max / (float)-levels, id = d != 0.0f ? 1.0f / d : 0.0f;
         dm[0] = d;
-        for (int j = 0; j < QK; j++) q[j] = code_of(truncf(x[j] * id + ((float)levels + 0.5f)), top, &clipped);
+        for (int j = 0; j < QK; j++) q[j] = code_of(x[j] * id + ((float)levels + 0.5f), top, &n);
     } else { /* min and max, the first of equal values (ggml's strict comparisons) */
         float min = x[0], max = x[0];
         for (int j = 1; j < QK; j++) {
@@ -67,10 +67,10 @@ static long long block(const float *x, int kind, uint8_t *out, float *dm) {
         float d = (max - min) / (float)top, id = d != 0.0f ? 1.0f / d : 0.0f;
         dm[0] = d;
         dm[1] = min;
-        for (int j = 0; j < QK; j++) q[j] = code_of(truncf((x[j] - min) * id + 0.5f), top, &clipped);
+        for (int j = 0; j < QK; j++) q[j] = code_of((x[j] - min) * id + 0.5f, top, &n);
     }
     pack(q, five, qh, qs);
-    return clipped;
+    return n;
 }
 
 /* ggml_quantize(x_ptr, out_ptr, dm_ptr, n_blocks, kind, type_size) -> clipped codes */
