@@ -23,7 +23,7 @@ setup(
     ext_modules=[
         Extension(
             "dtlab.kernels._quantize",
-            [f"src/dtlab/kernels/{name}.c" for name in ("_module", "_quantize", "_metrics", "_dot")],
+            [f"src/dtlab/kernels/{name}.c" for name in ("_module", "_quantize", "_metrics", "_dot", "_ggml")],
             depends=["src/dtlab/kernels/_kernel.h"],  # rebuild when the shared header changes
             extra_compile_args=["-O3", "-fopenmp", "-ffp-contract=off", "-fno-math-errno"],
             extra_link_args=["-fopenmp"],

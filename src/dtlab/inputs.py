@@ -8,6 +8,8 @@ Checkpoints are read through ``dtlab.checkpoint``, with its strict header checks
 * ``DIR[:NAME]``, a model folder (``model.safetensors``, also in ``DIR/model``) or a folder of
   shards with ``model.safetensors.index.json``;
 * ``INDEX.json[:NAME]``, an index of shards (``*.safetensors.index.json``);
+* ``FILE.gguf[:NAME]``, a llama.cpp GGUF file: block types (``Q4_1``, ``Q4_K``) come back
+  dequantized by gguf-py (float32), F32/F16/BF16 as stored;
 * ``FILE.pt[:NAME]`` (also ``.pth``, ``.bin``, ``.ckpt``): pickles, refused unless the caller
   passes ``allow_pickle=True``, and then read with ``torch.load(weights_only=True)``.
 
@@ -51,7 +53,7 @@ _DISTS = {
     "laplace": {"loc": 0.0, "scale": 1.0},
     "student-t": {"df": 3.0, "scale": 1.0},
 }
-_CHECKPOINT_SUFFIXES = (".safetensors", ".json", *PICKLE_SUFFIXES)
+_CHECKPOINT_SUFFIXES = (".safetensors", ".json", ".gguf", *PICKLE_SUFFIXES)
 _SHOWN_NAMES = 5  # names listed in "holds N tensors" and "similar:"
 
 
@@ -97,7 +99,7 @@ def load_tensor(
     if path.is_file() and not path.name.lower().endswith(_CHECKPOINT_SUFFIXES):
         raise InputAdvice(
             f"{show(path)}: unknown kind of file; use .npy, .safetensors[:NAME], a model "
-            "folder[:NAME], *.safetensors.index.json[:NAME], or with ",
+            "folder[:NAME], *.safetensors.index.json[:NAME], .gguf[:NAME], or with ",
             "allow_pickle",
             " .pt/.pth/.bin/.ckpt[:NAME]",
         )

@@ -16,10 +16,12 @@ import torch
 
 from dtlab.analysis.blockquant import block_metrics
 from dtlab.analysis.format_fit import InputSummary, summarize
+from dtlab.analysis.ggufquant import ggml_metrics
 from dtlab.analysis.intquant import int_metrics, int_quantize
 from dtlab.analysis.metrics import ErrorMetrics, by_sqnr
 from dtlab.errors import OptionError
 from dtlab.formats.blocks import BLOCK_FORMATS
+from dtlab.formats.ggml import GGML_QUANTIZERS
 from dtlab.formats.quantizer import Granularity, Quantizer, ScaleMethod
 from dtlab.formats.quantizer_spec import parse_quantizer
 from dtlab.modes import Rounding
@@ -28,7 +30,7 @@ from dtlab.modes import Rounding
 @dataclass(frozen=True)
 class QuantRow:
     spec: str  # as the user wrote it
-    kind: str  # "int" or "block"
+    kind: str  # "int", "block" or "ggml"
     detail: str  # what was done, in words
     effective_bits: Fraction  # storage per value, scales included
     metrics: ErrorMetrics
@@ -79,6 +81,10 @@ def _one(
     }.get(p.granularity)
     asked = p.granularity
     p = p.along(given).applied(x.dim())  # a 1-d tensor has one scale for its "channels"
+    if p.ggml is not None:  # GGUF's block types: rows along group_axis
+        g = ggml_metrics(x.movedim(p.axis if p.axis is not None else -1, -1), p)
+        detail = f"GGML {p.ggml.name}, blocks of {p.ggml.block_size} along axis {p.axis}"
+        return QuantRow(spec, "ggml", detail, g.effective_bits, g.metrics)
     if p.block is not None:
         b = block_metrics(x, p)
         detail = f"blocks of {p.block.block_size} along axis {p.axis}"
@@ -87,8 +93,9 @@ def _one(
         return QuantRow(spec, "block", detail, b.effective_bits, b.metrics)
     if not p.is_int:
         raise OptionError(
-            f"{spec!r}: quantize takes integer formats (int8, int4:g128, ...) or block formats "
-            f"({', '.join(BLOCK_FORMATS)}); for {p.format.name} use dtlab cast"
+            f"{spec!r}: quantize takes integer formats (int8, int4:g128, ...), block formats "
+            f"({', '.join(BLOCK_FORMATS)}) or GGML types ({', '.join(GGML_QUANTIZERS)}); "
+            f"for {p.format.name} use dtlab cast"
         )
     r = int_metrics(x, int_quantize(x, p, rounding=rounding))
     return QuantRow(spec, "int", _int_detail(p, asked), r.effective_bits, r.metrics)

@@ -17,6 +17,7 @@ import torch
 
 from dtlab.analysis.blockquant import block_partial
 from dtlab.analysis.elementwise import format_partial
+from dtlab.analysis.ggufquant import ggml_partial
 from dtlab.analysis.groups import to_groups
 from dtlab.analysis.intquant import int_partial
 from dtlab.analysis.metrics import Partial
@@ -51,6 +52,8 @@ def slice_values(target: Target, shape: tuple[int, ...]) -> int:
     if q.axis != len(shape) - 1:  # groups across rows: the tensor whole
         return numel
     width = q.block.block_size if q.block is not None else q.group_size
+    if q.ggml is not None:
+        width = q.ggml.block_size
     assert width is not None  # a group granularity has its size
     return width if shape[-1] % width == 0 else shape[-1]
 
@@ -85,6 +88,8 @@ def target_partial(
     if isinstance(target, Format):
         return format_partial(part, target)
     x, q = _cut(part, target.applied(len(shape)), shape)
+    if q.ggml is not None:  # rows of blocks along the last axis
+        return ggml_partial(x, q)
     if q.block is not None:
         amax = None if whole is None else max(-whole[0], whole[1])
         return block_partial(x, q, tensor_amax=amax)

@@ -40,6 +40,7 @@ class CheckpointKind(enum.Enum):
     SAFETENSORS = "safetensors"  # one .safetensors file
     SHARDED = "sharded"  # an index naming several .safetensors shards
     PICKLE = "pickle"  # torch.save output, read with weights_only=True
+    GGUF = "gguf"  # a llama.cpp GGUF file (checkpoint/gguf_file.py)
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,11 @@ def find_source(path: Path) -> Source:
         return Source(CheckpointKind.SHARDED, path)
     if name.endswith(PICKLE_SUFFIXES):
         return Source(CheckpointKind.PICKLE, path)
+    if name.endswith(".gguf"):
+        return Source(CheckpointKind.GGUF, path)
     raise CheckpointAdvice(
         f"{show(path)}: not a checkpoint dtlab reads (.safetensors, *.safetensors.index.json, "
-        "a model folder, or with ",
+        ".gguf, a model folder, or with ",
         "allow_pickle",
         " .bin/.pt/.pth/.ckpt)",
     )

@@ -117,7 +117,8 @@ class Checkpoint:
 
 def open_checkpoint(path: str | os.PathLike[str], *, allow_pickle: bool = False) -> Checkpoint:
     """Read the headers of a checkpoint: a ``.safetensors`` file, an index of shards, a
-    model folder (``model.safetensors`` or the index, also in a ``model/`` subfolder), or,
+    ``.gguf`` file, a model folder (``model.safetensors`` or the index, also in a ``model/``
+    subfolder), or,
     with ``allow_pickle``, a ``.bin``/``.pt``/``.pth``/``.ckpt`` pickle.
 
     Raises CheckpointError, one line naming the file and the problem.
@@ -138,6 +139,13 @@ def open_checkpoint(path: str | os.PathLike[str], *, allow_pickle: bool = False)
             tied=tied,
             headers=(),
             loaded=loaded,
+        )
+    if src.kind is CheckpointKind.GGUF:
+        from dtlab.checkpoint.gguf_file import read_gguf_header
+
+        gguf = read_gguf_header(src.file).tensors
+        return Checkpoint(
+            path=given, kind=src.kind, source=src.file, tensors=gguf, tied=(), headers=()
         )
     if src.kind is CheckpointKind.SHARDED:
         headers = read_index(src.file)

@@ -77,6 +77,17 @@ def _dtype_table() -> dict[str, StDtype]:
 DTYPES: dict[str, StDtype] = _dtype_table()
 
 
+def is_float_dtype(dtype: str) -> bool:
+    """Whether a stored dtype holds real values: a safetensors float, or a GGML float or
+    quantized type (``Q4_K``) of a GGUF file."""
+    info = DTYPES.get(dtype)
+    if info is not None:
+        return info.is_float
+    from dtlab.formats.ggml import get_ggml_type
+
+    return get_ggml_type(dtype).is_float
+
+
 @dataclass(frozen=True)
 class TensorEntry:
     """One tensor as a header describes it.

@@ -45,12 +45,13 @@ from fractions import Fraction
 from typing import ClassVar
 
 from dtlab.checkpoint.handle import Checkpoint
-from dtlab.checkpoint.header import DTYPES, TensorEntry
+from dtlab.checkpoint.header import TensorEntry, is_float_dtype
 from dtlab.checkpoint.prequant.layout import PackedWeight, PrequantSummary, layout_of
 from dtlab.checkpoint.prequant.notes import layout_notes
 from dtlab.defaults import MEMORY_TARGETS
 from dtlab.errors import OptionError
 from dtlab.formats.blocks import ScaleKind
+from dtlab.formats.ggml import GGML_TYPES, describe_ggml
 from dtlab.formats.quantizer import Granularity, Quantizer
 from dtlab.formats.quantizer_spec import parse_quantizer
 from dtlab.numtext import counted
@@ -72,6 +73,11 @@ DEFAULT_PATTERNS = ("*embed*", "*.wte.*", "*.wpe.*", "*norm*", "*bias", "*lm_hea
 
 def describe_target(t: Quantizer) -> str:
     """One line for the assumptions under the table."""
+    if t.ggml is not None:
+        return (
+            f"{describe_ggml(t.ggml, t.name)}, along the last dimension; a row that is not "
+            "whole blocks is counted padded (llama.cpp stores such a tensor in another type)"
+        )
     b = t.block
     if b is not None:
         extra = " plus one fp32 scale per tensor" if t.tensor_scale_bits else ""
@@ -228,7 +234,7 @@ def _matcher(pattern: str) -> Callable[[str], bool]:
 def _kept(
     e: TensorEntry, matchers: list[Callable[[str], bool]], patterns: tuple[str, ...], keep_1d: bool
 ) -> str | None:
-    if not DTYPES[e.dtype].is_float:
+    if not is_float_dtype(e.dtype):
         return f"{e.dtype} is not a floating-point dtype"
     if keep_1d and len(e.shape) <= 1:
         return "rank <= 1 (bias, norm or scalar)"
@@ -240,7 +246,7 @@ def _kept(
 
 def _converts(dtype: str, kept: str | None, t: Quantizer) -> bool:
     """Whether target t stores a tensor anew; otherwise it keeps its stored bytes."""
-    return DTYPES[dtype].is_float and (kept is None or not quantizes(t))
+    return is_float_dtype(dtype) and (kept is None or not quantizes(t))
 
 
 def _size(e: TensorEntry, t: Quantizer, kept: str | None) -> int:
@@ -264,7 +270,7 @@ def _assumptions(
     keep_1d: bool,
     live: list[TensorMemory],
 ) -> tuple[str, ...]:
-    kept = [r for r in live if DTYPES[r.dtype].is_float and r.kept is not None]
+    kept = [r for r in live if is_float_dtype(r.dtype) and r.kept is not None]
     rules = ["rank <= 1 (biases, norms)"] if keep_1d else []
     rules += [f"names matching {', '.join(patterns)}"] if patterns else []
     keep = (
@@ -280,7 +286,7 @@ def _assumptions(
         keep,
         "Casts to floats of 16 bits or more convert every floating-point tensor.",
     ]
-    others = [r for r in live if not DTYPES[r.dtype].is_float]
+    others = [r for r in live if not is_float_dtype(r.dtype)]
     if others:
         n = sum(r.numel for r in others)
         out.append(
@@ -293,5 +299,9 @@ def _assumptions(
             f"{counted(len(ckpt.tied), 'group')}."
         )
     out.append("Codes, scales and zero points of a tensor are each rounded up to whole bytes.")
+    stored = sorted({r.dtype for r in live if r.dtype in GGML_TYPES})
+    out += [
+        describe_ggml(GGML_TYPES[d], f"stored {d}") for d in stored if GGML_TYPES[d].block_size > 1
+    ]
     out += [describe_target(t) for t in targets]
     return tuple(out)

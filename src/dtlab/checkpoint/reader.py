@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dtlab.checkpoint.files import CheckpointKind
+from dtlab.checkpoint.gguf_data import gguf_chunks, read_gguf_tensor
 from dtlab.checkpoint.handle import Checkpoint
 from dtlab.checkpoint.header import (
     DTYPES,
@@ -52,6 +54,8 @@ def read_tensor(ckpt: Checkpoint, name: str) -> torch.Tensor:
     """One tensor, in its stored torch dtype where torch has one; F4, F6 and dtypes the
     installed torch lacks come back as float32 values (exact: fp4/fp6 fit in float32)."""
     entry = ckpt.entry(name)
+    if ckpt.kind is CheckpointKind.GGUF:  # block types dequantized by gguf-py
+        return read_gguf_tensor(entry)
     if ckpt.loaded is not None:
         t = ckpt.loaded[name]
         if entry.bits < 8:  # float4_e2m1fn_x2: decoded like the safetensors F4
@@ -88,6 +92,7 @@ def iter_chunks(
     ``max_bytes`` of stored data: float64 for F64 and 32/64-bit integers, float32 otherwise.
     With ``decoded``, ``max_bytes`` bounds each chunk as returned instead (at least one
     storage unit's values): the same memory for every dtype, where F4 widens eightfold.
+    A GGUF tensor always comes in whole blocks bounded as decoded (``gguf_data``).
 
     Memory stays bounded by the chunk size whatever the tensor's size. ``max_bytes`` must
     hold one storage unit: an element, or 3 bytes (4 values) for F6. The name and options
@@ -97,6 +102,10 @@ def iter_chunks(
     if one such run is larger.
     """
     entry = ckpt.entry(name)
+    if ckpt.kind is CheckpointKind.GGUF:  # whole blocks per chunk, always as decoded
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise OptionError(f"max_bytes must be an int >= 1 for {entry.dtype}")
+        return gguf_chunks(entry, max_bytes, multiple_of)
     if entry.dtype == "C64":
         raise CheckpointError(f"{show(entry.file)}: tensor {name!r} is complex: no real chunks")
     g = math.gcd(entry.bits, 8)

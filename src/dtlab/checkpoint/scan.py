@@ -31,7 +31,7 @@ from dtlab.analysis.targets import (
 )
 from dtlab.checkpoint.files import embedded_model
 from dtlab.checkpoint.handle import Checkpoint, open_checkpoint
-from dtlab.checkpoint.header import DTYPES, TensorEntry
+from dtlab.checkpoint.header import TensorEntry, is_float_dtype
 from dtlab.checkpoint.prequant.dequant import packed_chunks, read_packed
 from dtlab.checkpoint.prequant.layout import (
     PackedWeight,
@@ -162,7 +162,7 @@ def scan_checkpoint(
     chunk = max(memory_budget // 8, 1 << 16)
     entries = logical_entries(ckpt)  # packed weights in place of their parts
     for e in entries:  # a target too large for the budget fails before the scan, not during it
-        if DTYPES[e.dtype].is_float:
+        if is_float_dtype(e.dtype):
             _check_budget(e.name, e.shape, _together(e.shape, fmts), fmts, chunk)
     start = time.perf_counter()
     total_bytes = sum(e.nbytes for e in entries)
@@ -230,7 +230,7 @@ def _scan_tensor(
     ckpt: Checkpoint, name: str, fmts: tuple[Target, ...], threshold: float, chunk: int
 ) -> TensorScan:
     e = logical_entry(ckpt, name)
-    if not DTYPES[e.dtype].is_float:
+    if not is_float_dtype(e.dtype):
         return _unscanned(name, e.dtype, e.shape, e.numel)
     together = _together(e.shape, fmts)
     per = chunk if together == 1 else chunk * 4 // _QUANT_BYTES  # quantizers hold more

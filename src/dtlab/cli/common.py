@@ -115,7 +115,8 @@ def emit_json(schema: str, payload: Any) -> None:
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead (schema: docs/json.md).")
 SOURCE_HELP = (
     "x.npy; FILE.safetensors[:NAME]; DIR[:NAME] (a model folder, or shards with "
-    "model.safetensors.index.json); INDEX.json[:NAME]; weights.pt[:NAME] (with --allow-pickle); "
+    "model.safetensors.index.json); INDEX.json[:NAME]; FILE.gguf[:NAME]; weights.pt[:NAME] (with "
+    "--allow-pickle); "
     "or normal:1e6, uniform:1e6:low=-1:high=1, laplace:1e6, student-t:1e6:df=3. NAME follows "
     "the last ':' before which an existing file or folder is named; it may hold dots and colons."
 )

@@ -50,7 +50,8 @@ def memory_cmd(
         "--to",
         help="Targets, comma-separated, in the grammar of dtlab quantize --as: a format (floats "
         "are plain casts; intN has one fp32 scale per tensor) with :channel, :gN, :asym, or a "
-        "block format (mxfp4, mxfp8, nvfp4, nf4, ...).",
+        "block format (mxfp4, mxfp8, nvfp4, nf4, ...), or a GGML type (q8_0, q4_0, q4_k, "
+        "q6_k, ...).",
     ),
     keep: str = typer.Option(
         None, "--keep", help="Name patterns kept in high precision (globs; re: for a regex)."

@@ -30,7 +30,8 @@ def quantize_cmd(
         help="Quantizers, comma-separated: (u)intN[:tensor|:channel|:gN][:sym|:asym]"
         "[:absmax|:mse|:pNN] (one scale per tensor unless :channel or :gN), or mxfp8, "
         "mxfp8_e5m2, mxfp6, mxfp6_e3m2, mxfp4, mxint8 (with :floor, :ceil, :even or :rceil), "
-        "nvfp4, nf4. The same specs as dtlab model memory --to.",
+        "nvfp4, nf4, or the GGML types q8_0, q4_0, q4_1, q5_0, q5_1 (bytes as gguf-py writes "
+        "them). The same specs as dtlab model memory --to.",
     ),
     channel_axis: int = typer.Option(0, "--channel-axis", help="Axis of per-channel scales."),
     group_axis: int = typer.Option(

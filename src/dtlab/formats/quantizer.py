@@ -23,6 +23,7 @@ from dtlab.errors import OptionError
 from dtlab.formats.blocks import BLOCK_FORMATS, BlockFormat, ScaleRule
 from dtlab.formats.catalog import get_format
 from dtlab.formats.descriptor import Format, IntFormat
+from dtlab.formats.ggml import GGMLType
 from dtlab.formats.report import describe
 
 __all__ = [
@@ -117,13 +118,14 @@ def _is_int(v: object) -> bool:
 class Quantizer:
     """What a quantizer stores and how it chooses its scales; checked once, here.
 
-    ``format`` is the element format (a Format) or a BlockFormat, which brings its own scale
-    format and block size. ``axis`` is where channels, groups or blocks run (None: the
+    ``format`` is the element format (a Format), a BlockFormat, which brings its own scale
+    format and block size, or a GGMLType (a GGUF block type: ``q4_k``), which brings its
+    whole block layout. ``axis`` is where channels, groups or blocks run (None: the
     default, 0 for channels and -1 for groups and blocks; negative counts from the end).
     ``text`` is the spec as the user wrote it, when it was parsed.
     """
 
-    format: Format | BlockFormat
+    format: Format | BlockFormat | GGMLType
     granularity: Granularity
     group_size: int | None = None
     axis: int | None = None
@@ -136,7 +138,9 @@ class Quantizer:
     def __post_init__(self) -> None:
         if self.axis is not None and not _is_int(self.axis):
             raise OptionError(f"axis {self.axis!r} is out of range: an axis is an integer")
-        if isinstance(self.format, BlockFormat):
+        if isinstance(self.format, GGMLType):
+            self._check_ggml(self.format)
+        elif isinstance(self.format, BlockFormat):
             self._check_block(self.format)
         else:
             self._check_elementwise(self.format)
@@ -156,6 +160,15 @@ class Quantizer:
             raise OptionError(f"scale rules apply to MX formats; {b.name} has its own scale")
         if not b.is_mx:
             object.__setattr__(self, "scale_rule", None)
+
+    def _check_ggml(self, t: GGMLType) -> None:
+        if self.granularity is not Granularity.BLOCK or t.kind != "quant":
+            raise OptionError(f"{t.name} is a GGML block type: its granularity is block")
+        if self.group_size is None:
+            object.__setattr__(self, "group_size", t.block_size)
+        plain = self.symmetry is Symmetry.SYMMETRIC and self.clipping is ScaleMethod.ABSMAX
+        if self.group_size != t.block_size or not plain or self.scale_rule is not None:
+            raise OptionError(f"{t.name} has its own fixed layout: blocks of {t.block_size}")
 
     def _check_elementwise(self, f: Format) -> None:
         g, size = self.granularity, self.group_size
@@ -200,8 +213,14 @@ class Quantizer:
         return self.format if isinstance(self.format, BlockFormat) else None
 
     @property
+    def ggml(self) -> GGMLType | None:
+        return self.format if isinstance(self.format, GGMLType) else None
+
+    @property
     def element(self) -> Format | None:
-        """The element format (None for a value table, NF4)."""
+        """The element format (None for a value table, NF4, and for GGML types)."""
+        if isinstance(self.format, GGMLType):
+            return None
         return self.format.element if isinstance(self.format, BlockFormat) else self.format
 
     @property
@@ -221,6 +240,8 @@ class Quantizer:
         """The format scales are stored in: float32, a block format's own, or None."""
         if isinstance(self.format, BlockFormat):
             return self.format.scale_format
+        if isinstance(self.format, GGMLType):
+            return None if self.format.scale is None else get_format(self.format.scale)
         return get_format("float32") if self.scaled else None
 
     def resolved_axis(self, ndim: int) -> int | None:
@@ -257,6 +278,8 @@ class Quantizer:
         """Bits per stored value: packed below 8 bits, else the format's container."""
         if isinstance(self.format, BlockFormat):
             return self.format.element_bits
+        if isinstance(self.format, GGMLType):  # the nominal width: type_size holds the truth
+            return self.format.code_bits
         return packed_bits(self.format)
 
     @property
@@ -297,6 +320,8 @@ class Quantizer:
     def nbytes(self, shape: tuple[int, ...]) -> int:
         """Bytes of a tensor of this shape: codes, scales and zero points, each packed and
         rounded up to whole bytes, and a per-tensor scale."""
+        if isinstance(self.format, GGMLType):
+            return self.format.nbytes(shape)
         numel, n = math.prod(shape), self.scale_count(shape)
         if numel == 0:
             return 0
@@ -309,7 +334,7 @@ class Quantizer:
 
     def json_form(self) -> dict[str, Any]:
         """The fields ``--json`` outputs show (docs/json.md)."""
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "format_name": self.format.name,
             "element_bits": self.stored_bits,
@@ -319,6 +344,9 @@ class Quantizer:
             "zero_point_bits": self.zero_point_bits,
             "tensor_scale_bits": self.tensor_scale_bits,
         }
+        if isinstance(self.format, GGMLType):  # the exact layout: bytes per block_size values
+            out["block_bytes"] = self.format.type_size
+        return out
 
 
 def _block_names() -> str:

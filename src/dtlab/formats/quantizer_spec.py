@@ -12,6 +12,8 @@ case-insensitive:
 * a block format (``mxfp8_e4m3`` or ``mxfp8``, ``mxfp8_e5m2``, ``mxfp6_e2m3`` or ``mxfp6``,
   ``mxfp6_e3m2``, ``mxfp4``, ``mxint8``, ``nvfp4``, ``nf4``); MX formats take a scale rule,
   ``floor`` (the default, OCP MX v1.0), ``ceil``, ``even`` or ``rceil``.
+* a GGML block type of GGUF files (``q8_0``, ``q4_0``, ``q4_1``, ``q5_0``, ``q5_1``, ``q2_k``
+  .. ``q6_k``, ``iq4_xs``, ...: ``dtlab.formats.ggml.GGML_TARGETS``), which takes no options.
 * any other format (``fp16``, ``fp8``, ``e3m4``, ...): a plain cast, no scale; ``tensor``,
   ``channel`` or ``gN`` give it fp32 scales too (a scaled fp8, say).
 
@@ -36,6 +38,7 @@ from dtlab.formats.blocks import (
 )
 from dtlab.formats.catalog import get_format
 from dtlab.formats.descriptor import Format, IntFormat
+from dtlab.formats.ggml import GGML_QUANTIZERS, GGML_TARGETS
 from dtlab.formats.quantizer import Granularity, Quantizer, ScaleMethod, Symmetry
 from dtlab.modes import parse_enum
 
@@ -113,6 +116,10 @@ def parse_quantizer(text: str | Quantizer) -> Quantizer:
     try:
         if name in BLOCK_FORMATS:
             return _parse_block(text, BLOCK_FORMATS[name], options)
+        if name in GGML_TARGETS:
+            if options:
+                raise OptionError(f"{text!r}: {name} takes no options (its layout is fixed)")
+            return Quantizer(GGML_TARGETS[name], Granularity.BLOCK, text=text)
         return _parse_elementwise(text, get_format(head), options)
     except OptionError as exc:
         msg = str(exc)
@@ -180,10 +187,15 @@ def parse_target(text: str) -> Target:
         except DtlabError:
             pass
         raise  # what the quantizer grammar said
+    if q.ggml is not None and q.ggml.name.lower() not in GGML_QUANTIZERS:
+        raise OptionError(
+            f"{text!r}: {q.ggml.name} counts in model memory --to; the GGML types dtlab "
+            f"quantizes are {', '.join(GGML_QUANTIZERS)}"
+        )
     if q.granularity is Granularity.NONE:
         assert isinstance(q.format, Format)  # block formats always have blocks
         return q.format
-    if q.block is None and not q.is_int:
+    if q.block is None and q.ggml is None and not q.is_int:
         raise OptionError(
             f"{text!r}: scaled targets are integer formats (int8, int4:g128, ...) or block "
             f"formats ({', '.join(BLOCK_FORMATS)}); {q.format.name} alone is a plain cast"

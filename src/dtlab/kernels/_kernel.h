@@ -82,6 +82,7 @@ void run_quantize(long kind, const void *src, void *dst, int64_t n, const params
 PyObject *py_quantize(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *py_metrics(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *py_dot_seq(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *py_ggml_quantize(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 /* splitmix64 finaliser of (seed, index): 32 random bits per element */
 static inline uint64_t rand32(uint64_t seed, uint64_t i) {

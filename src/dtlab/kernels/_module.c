@@ -47,6 +47,8 @@ static PyMethodDef methods[] = {
     {"metrics", (PyCFunction)(void (*)(void))py_metrics, METH_FASTCALL, "fused quantize + metrics"},
     {"dot_seq", (PyCFunction)(void (*)(void))py_dot_seq, METH_FASTCALL, "sequential dot product"},
     {"quantize", (PyCFunction)(void (*)(void))py_quantize, METH_FASTCALL, "fused quantize"},
+    {"ggml_quantize", (PyCFunction)(void (*)(void))py_ggml_quantize, METH_FASTCALL,
+     "GGML q8_0/q4_0/q4_1/q5_0/q5_1 blocks"},
     {NULL, NULL, 0, NULL},
 };
 

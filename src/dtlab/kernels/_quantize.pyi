@@ -1,4 +1,4 @@
-# The compiled kernel (_module.c, _quantize.c, _metrics.c, _dot.c). Call it only through
+# The compiled kernel (_module.c, _quantize.c, _metrics.c, _dot.c, _ggml.c). Call it only through
 # dtlab.kernels.native, which checks the layout names below against its own.
 
 ROUNDING_MODES: tuple[str, ...]
@@ -49,3 +49,4 @@ def metrics(
 def dot_seq(
     a: int, b: int, n: int, ints: tuple[int, ...], floats: tuple[float, ...], seed: int, mode: int
 ) -> float: ...
+def ggml_quantize(x: int, out: int, dm: int, n: int, kind: int, type_size: int) -> int: ...

@@ -27,7 +27,9 @@ __all__ = [
     "dot_sequential",
     "expected_layout",
     "fused_metrics",
+    "ggml_quantize_blocks",
     "has_c_kernel",
+    "has_ggml_kernel",
     "native_layout",
     "quantize_buffer",
     "set_avx2",
@@ -222,6 +224,29 @@ def dot_sequential(
         0,
         int(accumulation),
     )
+
+
+def has_ggml_kernel() -> bool:
+    """Whether the built C kernel has the GGML quantizers (a build older than _ggml.c has not)."""
+    return _c is not None and hasattr(_c, "ggml_quantize")
+
+
+def ggml_quantize_blocks(x: torch.Tensor, out: torch.Tensor, dm: torch.Tensor, kind: int) -> int:
+    """GGML blocks of 32 (x: contiguous CPU float32, (n, 32)) into out (uint8, (n, type_size))
+    and dm (float32, (n, 2): d and m, to be rounded to float16 by the caller); kind indexes
+    q8_0, q4_0, q4_1, q5_0, q5_1. Returns how many codes were clipped."""
+    if not has_ggml_kernel():
+        raise OptionError("the C kernel's GGML quantizers are not available here")
+    n = x.shape[0]
+    ok = x.dtype is torch.float32 and out.dtype is torch.uint8 and dm.dtype is torch.float32
+    ok = ok and x.is_cpu and out.is_cpu and dm.is_cpu and x.shape == (n, 32)
+    ok = ok and out.dim() == 2 and out.shape[0] == n and dm.shape == (n, 2) and 0 <= kind <= 4
+    if not ok or not (x.is_contiguous() and out.is_contiguous() and dm.is_contiguous()):
+        raise OptionError("ggml_quantize_blocks: contiguous CPU buffers of matching sizes")
+    clipped: int = _quantize.ggml_quantize(
+        x.data_ptr(), out.data_ptr(), dm.data_ptr(), n, kind, out.shape[1]
+    )
+    return clipped
 
 
 def set_avx2(flag: bool) -> bool:
