@@ -39,12 +39,17 @@ model_app = typer.Typer(
 PATH_ARG = typer.Argument(
     None, help="A .safetensors file, a folder of shards with an index, or a model folder."
 )
+MEMORY_PATH_ARG = typer.Argument(
+    None,
+    help="A .safetensors file, a folder of shards with an index, a model folder, or a Hub "
+    "model ORG/NAME[@REVISION] (hf://ORG/NAME: the Hub only), read from its headers alone.",
+)
 
 
 @model_app.command("memory")
 @guarded
 def memory_cmd(
-    path: str = PATH_ARG,
+    path: str = MEMORY_PATH_ARG,
     targets: str = typer.Option(
         joined(MEMORY_TARGETS),
         "--to",
@@ -66,14 +71,19 @@ def memory_cmd(
     Examples:
       dtlab model memory
       dtlab model memory ./my-model --to bf16,fp8,int4:g64,nvfp4
+      dtlab model memory Qwen/Qwen2.5-7B-Instruct@main --to bf16,int4:g128
       dtlab model memory model.safetensors --keep "*norm*,*bias" --json
     """
-    from dtlab.checkpoint import DEFAULT_PATTERNS, embedded_model, memory_table, open_checkpoint
+    from dtlab.checkpoint import DEFAULT_PATTERNS, embedded_model, memory_table
+    from dtlab.checkpoint.hub import open_named
     from dtlab.render.memory import EMBEDDED, memory_view
 
     path = path_argument(path)
     to = required_list(targets, "--to", "bf16,int4:g128")
-    ckpt = open_checkpoint(path or embedded_model(), allow_pickle=allow_pickle)
+    opened = open_named(path or str(embedded_model()), allow_pickle=allow_pickle)
+    if opened.note is not None:
+        err_console.print(f"note: {opened.note}", markup=False)
+    ckpt = opened.checkpoint
     patterns = split_list(keep) if keep is not None else list(DEFAULT_PATTERNS)
     table = memory_table(ckpt, to, keep_high_precision=patterns)
     if as_json:
@@ -122,11 +132,13 @@ def scan_cmd(
     """
     from dtlab.checkpoint import embedded_model
     from dtlab.checkpoint.handle import input_files
+    from dtlab.checkpoint.hub import refuse_remote_scan
     from dtlab.checkpoint.scan import failures, parse_fail_rules
     from dtlab.render.memory import EMBEDDED
     from dtlab.render.model import scan_csv, scan_markdown, scan_view
 
     path = path_argument(path)
+    refuse_remote_scan(path)
     fmts = parse_formats(to, "--to")
     # bad options fail before the scan, not after it
     rules = parse_fail_rules(split_list(fail_on))
