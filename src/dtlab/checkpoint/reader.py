@@ -70,7 +70,12 @@ def read_tensor(ckpt: Checkpoint, name: str) -> torch.Tensor:
 
 
 def iter_chunks(
-    ckpt: Checkpoint, name: str, max_bytes: int, *, decoded: bool = False
+    ckpt: Checkpoint,
+    name: str,
+    max_bytes: int,
+    *,
+    decoded: bool = False,
+    part: tuple[int, int] | None = None,
 ) -> Iterator[torch.Tensor]:
     """The values of a tensor, flattened in C order, as 1-D chunks that each come from at most
     ``max_bytes`` of stored data: float64 for F64 and 32/64-bit integers, float32 otherwise.
@@ -80,26 +85,41 @@ def iter_chunks(
     Memory stays bounded by the chunk size whatever the tensor's size. ``max_bytes`` must
     hold one storage unit: an element, or 3 bytes (4 values) for F6. The name and options
     are checked at the call, the data read as the chunks are consumed. A pickled tensor
-    that is not contiguous is copied whole first.
+    that is not contiguous is copied whole first. ``part`` = (i, j) yields chunks i to j - 1 only,
+    the very chunks a whole pass yields there (``chunk_count`` says how many there are).
     """
     entry = ckpt.entry(name)
-    if entry.dtype == "C64":
-        raise CheckpointError(f"{show(entry.file)}: tensor {name!r} is complex: no real chunks")
-    g = math.gcd(entry.bits, 8)
-    unit_bytes, unit_values = entry.bits // g, 8 // g
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < unit_bytes:
-        raise OptionError(f"max_bytes must be an int >= {unit_bytes} for {entry.dtype}")
+    per = _per_chunk(entry, max_bytes, decoded)
     out_dtype = torch.float64 if entry.dtype in _WIDE else torch.float32
-    if decoded:
-        per = unit_values * max(1, max_bytes // out_dtype.itemsize // unit_values)
-    else:
-        per = unit_values * (max_bytes // unit_bytes)
-    chunks = _Chunks(range(0, entry.numel, per), per, entry.numel)
+    starts = range(0, entry.numel, per)
+    chunks = _Chunks(starts if part is None else starts[part[0] : part[1]], per, entry.numel)
     if ckpt.loaded is not None:
         return _loaded_chunks(ckpt.loaded[name], entry, chunks, out_dtype)
     if _native(ckpt, entry):
         return _sliced_chunks(entry, chunks, out_dtype)
     return (_raw_chunk(ckpt, entry, lo, hi, out_dtype) for lo, hi in chunks)
+
+
+def chunk_count(ckpt: Checkpoint, name: str, max_bytes: int, *, decoded: bool = False) -> int:
+    """How many chunks ``iter_chunks`` yields for these options."""
+    entry = ckpt.entry(name)
+    return len(range(0, entry.numel, _per_chunk(entry, max_bytes, decoded)))
+
+
+def _per_chunk(entry: TensorEntry, max_bytes: int, decoded: bool) -> int:
+    """Values per chunk: whole storage units within ``max_bytes``, stored or decoded."""
+    if entry.dtype == "C64":
+        raise CheckpointError(
+            f"{show(entry.file)}: tensor {entry.name!r} is complex: no real chunks"
+        )
+    g = math.gcd(entry.bits, 8)
+    unit_bytes, unit_values = entry.bits // g, 8 // g
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < unit_bytes:
+        raise OptionError(f"max_bytes must be an int >= {unit_bytes} for {entry.dtype}")
+    if decoded:
+        itemsize = 8 if entry.dtype in _WIDE else 4
+        return unit_values * max(1, max_bytes // itemsize // unit_values)
+    return unit_values * (max_bytes // unit_bytes)
 
 
 @dataclass(frozen=True)

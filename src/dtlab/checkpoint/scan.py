@@ -13,7 +13,7 @@ import enum
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,7 @@ from dtlab.analysis.elementwise import format_partial
 from dtlab.analysis.metrics import ErrorMetrics, Partial, by_sqnr
 from dtlab.checkpoint.files import embedded_model
 from dtlab.checkpoint.handle import Checkpoint, open_checkpoint
-from dtlab.checkpoint.header import DTYPES
+from dtlab.checkpoint.header import DTYPES, TensorEntry
 from dtlab.checkpoint.reader import iter_chunks
 from dtlab.defaults import SCAN_BUDGET_BYTES, SCAN_FORMATS, SCAN_SQNR_DB
 from dtlab.errors import OptionError, OptionValueError
@@ -122,8 +122,12 @@ def scan_checkpoint(
     workers: int = 1,
     allow_pickle: bool = False,
     progress: ProgressFn | None = None,
+    dask: str | None = None,
 ) -> ScanReport:
-    """Scan every floating-point tensor against each format (default fp16, bf16, fp8)."""
+    """Scan every floating-point tensor against each format (default fp16, bf16, fp8).
+
+    ``dask``: a dask.distributed scheduler address, or ``local:N`` for a LocalCluster of N
+    processes (``checkpoint.distributed``); the report is the same, bit for bit."""
     fmts = tuple(formats or [get_format(f) for f in DEFAULT_FORMATS])
     source = str(path) if path is not None else str(embedded_model())
     if workers < 1:
@@ -160,7 +164,12 @@ def scan_checkpoint(
                 )
             )
 
-    if workers == 1 or len(entries) < 2:
+    if dask is not None:
+        from dtlab.checkpoint.distributed import scan_on_dask
+
+        job = (source, allow_pickle, fmts, sqnr_threshold_db, chunk)
+        workers = scan_on_dask(dask, ckpt, entries, job, report)
+    elif workers == 1 or len(entries) < 2:
         for e in entries:
             report(_scan_tensor(ckpt, e.name, fmts, sqnr_threshold_db, chunk), e.nbytes)
     else:
@@ -205,15 +214,35 @@ def _scan_tensor(
     e = ckpt.entry(name)
     if not DTYPES[e.dtype].is_float:
         return _unscanned(name, e.dtype, e.shape, e.numel)
+    return tensor_scan(e, fmts, threshold, chunk_partials(ckpt, name, fmts, chunk))
+
+
+def chunk_partials(
+    ckpt: Checkpoint,
+    name: str,
+    fmts: tuple[Format, ...],
+    chunk: int,
+    part: tuple[int, int] | None = None,
+) -> Iterator[list[Partial]]:
+    """Each chunk's partial metrics, one per format, chunk by chunk (``part``: chunks i..j-1)."""
+    for values in iter_chunks(ckpt, name, chunk, decoded=True, part=part):
+        yield [format_partial(values, f) for f in fmts]
+
+
+def tensor_scan(
+    e: TensorEntry, fmts: tuple[Format, ...], threshold: float, chunks: Iterable[list[Partial]]
+) -> TensorScan:
+    """A floating-point tensor's verdicts from its chunks' partials, merged in chunk order
+    (float sums: the order fixes the last bits, so every executor merges the same way)."""
     partials: list[Partial | None] = [None] * len(fmts)
-    for part in iter_chunks(ckpt, name, chunk, decoded=True):
-        for i, f in enumerate(fmts):
-            p = format_partial(part, f)
+    for parts in chunks:
+        for i, p in enumerate(parts):
             prev = partials[i]
             partials[i] = p if prev is None else prev.merged(p)
     verdicts = tuple(
         _verdict(f, p, threshold) for f, p in zip(fmts, partials, strict=True) if p is not None
     )
+    name = e.name
     if not verdicts:  # an empty tensor
         return _unscanned(name, e.dtype, e.shape, e.numel)
     m = verdicts[0].metrics  # the input's own figures come with every format's metrics

@@ -106,6 +106,12 @@ def scan_cmd(
         help="Exit with status 1 on: overflow, nan, sqnr<DB (comma-separated); 2 is bad input.",
     ),
     workers: int = typer.Option(1, "--workers", help="Scan tensors in N processes."),
+    dask: str = typer.Option(
+        None,
+        "--dask",
+        help="Scan on a dask.distributed cluster: a scheduler address (tcp://host:8786; every "
+        "worker must see PATH), or local:N for N local worker processes.",
+    ),
     budget: int = typer.Option(
         SCAN_BUDGET_BYTES >> 20, "--memory-budget", help="MiB a worker may hold (chunking)."
     ),
@@ -128,6 +134,7 @@ def scan_cmd(
       dtlab model scan
       dtlab model scan ./my-model --to fp16,fp8,e5m2 --fail-on overflow,nan
       dtlab model scan model.safetensors --workers 2 --csv scan.csv --markdown scan.md
+      dtlab model scan ./my-model --dask local:4
       dtlab model scan --plot-tensor encoder.layer.0.output.dense.weight --plot w.png
     """
     from dtlab.checkpoint import embedded_model
@@ -144,6 +151,8 @@ def scan_cmd(
     rules = parse_fail_rules(split_list(fail_on))
     if (plot_tensor is None) != (plot is None):
         raise fail("--plot-tensor and --plot go together")
+    if dask is not None and workers != 1:
+        raise fail("--workers and --dask: choose one (--dask local:N for N local processes)")
     inputs = input_files(path or embedded_model())
     if plot is not None:
         check_plot_path(plot, inputs=inputs)
@@ -152,7 +161,7 @@ def scan_cmd(
             check_writable(out, inputs=inputs)
     check_distinct([plot, csv_out, md_out])
     show_progress = not as_json and console.is_terminal
-    report = _run(path, fmts, sqnr, budget, workers, allow_pickle, show_progress)
+    report = _run(path, fmts, sqnr, budget, workers, allow_pickle, show_progress, dask)
     if report.workers < workers:
         note = f"note: --workers {workers} capped at {report.workers}, this machine's cores"
         err_console.print(note, markup=False)
@@ -181,6 +190,7 @@ def _run(
     workers: int,
     allow_pickle: bool,
     show: bool,
+    dask: str | None = None,
 ) -> ScanReport:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -195,6 +205,7 @@ def _run(
             workers=workers,
             allow_pickle=allow_pickle,
             progress=progress,
+            dask=dask,
         )
 
     if not show:
