@@ -114,24 +114,28 @@ class _Handler(BaseHTTPRequestHandler):
         file = repo.folder / name
         if ".." in Path(name).parts or not file.is_file():
             return self._error(404, "EntryNotFound")
-        data = file.read_bytes()
-        begin, end = 0, len(data)
+        st = file.stat()
+        size = st.st_size
+        begin, end = 0, size
         wanted = _RANGE.fullmatch(self.headers.get("Range", ""))
         if wanted is not None:
             begin = int(wanted[1])
-            end = min(int(wanted[2]) + 1 if wanted[2] else len(data), len(data))
+            end = min(int(wanted[2]) + 1 if wanted[2] else size, size)
             self.send_response(206)
-            self.send_header("Content-Range", f"bytes {begin}-{end - 1}/{len(data)}")
+            self.send_header("Content-Range", f"bytes {begin}-{end - 1}/{size}")
         else:
             self.send_response(200)
+        etag = hashlib.sha256(f"{name}:{size}:{st.st_mtime_ns}".encode()).hexdigest()
         self.send_header("X-Repo-Commit", SHA)
-        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        self.send_header("ETag", f'"{etag}"')
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Length", str(end - begin))
         self.end_headers()
         if body:
             self.hub.served.append((repo_id, name, begin, end))
-            self.wfile.write(data[begin:end])
+            with open(file, "rb") as f:  # only the bytes asked for are read
+                f.seek(begin)
+                self.wfile.write(f.read(end - begin))
 
 
 @contextmanager

@@ -224,3 +224,24 @@ def test_a_scan_of_a_hub_model_says_how_to_download_it(
 def test_hub_names(text: str, repo: str | None, rev: str | None) -> None:
     ref = parse_hub_ref(text)
     assert (ref.repo_id, ref.revision) == (repo, rev) if ref else repo is None
+
+
+def test_a_shard_in_the_cache_is_read_there(hub: tuple[FakeHub, Path], tmp_path: Path) -> None:
+    from huggingface_hub import hf_hub_download
+
+    from dtlab.checkpoint import open_checkpoint, open_hub_checkpoint
+
+    fake, root = hub
+    cache = tmp_path / "cache"
+    cached = "model-00002-of-00003.safetensors"
+    hf_hub_download("org/model", cached, revision=SHA, cache_dir=cache, endpoint=fake.url)
+    before = len(fake.served)
+    ref = parse_hub_ref("org/model@main")
+    assert ref is not None
+    ckpt = open_hub_checkpoint(ref, endpoint=fake.url, cache_dir=cache, timeout=5)
+    asked = {f for _, f, _, _ in fake.served[before:]}
+    assert cached not in asked and "model-00001-of-00003.safetensors" in asked
+    local = open_checkpoint(root / "org" / "model")
+    assert [(e.name, e.shape, e.dtype) for e in ckpt.tensors] == [
+        (e.name, e.shape, e.dtype) for e in local.tensors
+    ]

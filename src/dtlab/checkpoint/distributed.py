@@ -16,6 +16,7 @@ worker processes on 127.0.0.1, one thread each, no dashboard, closed after the s
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -123,6 +124,7 @@ def _client(distributed: Any, address: str) -> Iterator[tuple[Any, bool]]:
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
+            silence_logs=logging.ERROR,  # not its closing notes (a slow worker killed at exit)
         ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
             yield client, True
         return
