@@ -245,3 +245,11 @@ def test_a_shard_in_the_cache_is_read_there(hub: tuple[FakeHub, Path], tmp_path:
     assert [(e.name, e.shape, e.dtype) for e in ckpt.tensors] == [
         (e.name, e.shape, e.dtype) for e in local.tensors
     ]
+
+
+def test_offline_mode_contacts_nothing(hub: tuple[FakeHub, Path], tmp_path: Path) -> None:
+    fake = hub[0]
+    before = len(fake.requests)
+    r = run(fake, tmp_path, "model", "memory", "org/model", HF_HUB_OFFLINE="1")
+    assert r.returncode == 2 and "HF_HUB_OFFLINE is set" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and len(fake.requests) == before

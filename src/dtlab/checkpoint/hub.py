@@ -94,8 +94,9 @@ def refuse_remote_scan(text: str | None) -> None:
     ref = parse_hub_ref(text)
     if ref is None or (not text.startswith(HUB_PREFIX) and Path(text).exists()):
         return
+    what = "is a Hub model" if text.startswith(HUB_PREFIX) else "is no local path but a Hub model"
     raise CheckpointError(
-        f"{show(text)} is a Hub model: a scan reads every weight, so download it first "
+        f"{show(text)} {what}: a scan reads every weight, so download it first "
         f"(hf download {ref.repo_id}{' --revision ' + ref.revision if ref.revision else ''} "
         "--local-dir DIR) and scan DIR"
     )
