@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-import dtlab.checkpoint.scan as scan_mod
+import dtlab.checkpoint.scan_tensor as scan_mod
 from dtlab.checkpoint.scan import Status, embedded_model, failures, scan_checkpoint
 from dtlab.cli.app import app
 from dtlab.formats import get_format

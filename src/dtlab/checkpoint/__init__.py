@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from dtlab.checkpoint.files import CheckpointKind, embedded_model
 from dtlab.checkpoint.handle import Checkpoint, open_checkpoint
 from dtlab.checkpoint.header import CheckpointError, TensorEntry
+from dtlab.checkpoint.hub import HubRef, open_hub_checkpoint, open_named, parse_hub_ref
 from dtlab.checkpoint.memory import (
     DEFAULT_PATTERNS,
     DEFAULT_TARGETS,
@@ -39,6 +40,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "CheckpointKind",
+    "HubRef",
     "MemoryTable",
     "TargetTotal",
     "TensorEntry",
@@ -48,5 +50,8 @@ __all__ = [
     "iter_chunks",
     "memory_table",
     "open_checkpoint",
+    "open_hub_checkpoint",
+    "open_named",
+    "parse_hub_ref",
     "read_tensor",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -118,7 +118,7 @@ def _shards(index: Path) -> tuple[dict[str, str], dict[Path, list[str]], dict[Pa
     """The weight map, each checked shard path with the tensors listed in it, and each
     shard's name as the index writes it."""
     where = show(index)
-    weight_map = _weight_map(index)
+    weight_map = weight_map_of(index)
     roots = _allowed_roots(index.parent)
     shards: dict[Path, list[str]] = {}
     written: dict[Path, str] = {}
@@ -131,12 +131,24 @@ def _shards(index: Path) -> tuple[dict[str, str], dict[Path, list[str]], dict[Pa
 
 def read_index(index: Path) -> tuple[Header, ...]:
     """The checked headers of every shard an index names, in the order it first names them."""
-    where = show(index)
     weight_map, shards, written = _shards(index)
+    # the checked path, not the name: no swap in between
+    return check_shards(show(index), weight_map, shards, written, read_header)
+
+
+def check_shards(
+    where: str,
+    weight_map: dict[str, str],
+    shards: dict[Path, list[str]],
+    written: dict[Path, str],
+    read: Callable[[Path], Header],
+) -> tuple[Header, ...]:
+    """Each shard's header, by ``read`` (a local file, or range requests to the Hub), checked
+    against the index: every tensor where the index says, once."""
     headers: list[Header] = []
     seen: dict[str, str] = {}
     for resolved, names in shards.items():
-        header = read_header(resolved)  # the checked path, not the name: no swap in between
+        header = read(resolved)
         held = {e.name for e in header.tensors}
         listed = set(names)
         for name in names:
@@ -163,7 +175,8 @@ def read_index(index: Path) -> tuple[Header, ...]:
     return tuple(headers)
 
 
-def _weight_map(index: Path) -> dict[str, str]:
+def weight_map_of(index: Path) -> dict[str, str]:
+    """The checked weight map of an index file (capped in size, strict JSON)."""
     where = show(index)
     check_regular(index)
     try:
@@ -194,7 +207,9 @@ def _allowed_roots(folder: Path) -> tuple[Path, ...]:
     return tuple(roots)
 
 
-def _shard_path(where: str, folder: Path, roots: tuple[Path, ...], tensor: str, file: str) -> Path:
+def check_shard_name(where: str, tensor: str, file: str) -> str:
+    """Refuse a shard name that is not a relative path below the index's folder; returns the
+    start of a message about it, for the checks that follow."""
     bad = f"{where}: weight_map sends {tensor!r} to {file!r}"
     if not file or "\x00" in file:
         raise CheckpointError(f"{bad}, not a file name")
@@ -203,6 +218,11 @@ def _shard_path(where: str, folder: Path, roots: tuple[Path, ...], tensor: str, 
         raise CheckpointError(f"{bad}, an absolute path (shards live beside the index)")
     if ".." in posix.parts or ".." in windows.parts:
         raise CheckpointError(f"{bad}, a path with '..' (shards live beside the index)")
+    return bad
+
+
+def _shard_path(where: str, folder: Path, roots: tuple[Path, ...], tensor: str, file: str) -> Path:
+    bad = check_shard_name(where, tensor, file)
     target = folder / file
     try:
         resolved = target.resolve(strict=True)

@@ -74,6 +74,7 @@ class Checkpoint:
     tied: tuple[tuple[str, ...], ...]
     headers: tuple[Header, ...]
     loaded: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
+    origin: str | None = None  # a Hub model as the caller named it (checkpoint.hub)
     _by_name: dict[str, TensorEntry] = field(init=False, repr=False, compare=False)
     _tied_to: dict[str, str] = field(init=False, repr=False, compare=False)
 
@@ -86,6 +87,11 @@ class Checkpoint:
         """Every file this checkpoint reads: the one it was opened by (a .safetensors file, the
         index or the pickle) and each shard, in order, once each."""
         return tuple(dict.fromkeys([self.source, *(Path(e.file) for e in self.tensors)]))
+
+    @property
+    def label(self) -> str:
+        """What the caller named: the path, or the Hub model (``hf://org/name@rev``)."""
+        return self.origin if self.origin is not None else str(self.path)
 
     @property
     def names(self) -> tuple[str, ...]:

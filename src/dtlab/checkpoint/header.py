@@ -205,23 +205,37 @@ def read_header(path: Path) -> Header:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             head = f.read(8)
-            if len(head) < 8:
-                raise CheckpointError(f"{where}: {size} bytes, shorter than the 8-byte length")
-            (n,) = struct.unpack("<Q", head)
-            if n > MAX_HEADER_BYTES:
-                raise CheckpointError(
-                    f"{where}: a header of {n} bytes claimed, over the {MAX_HEADER_BYTES} cap"
-                )
-            if n > size - 8:
-                raise CheckpointError(
-                    f"{where}: a header of {n} bytes claimed, but the file has {size - 8} "
-                    "bytes after the length (truncated?)"
-                )
+            n = check_length(where, head, size)
             raw = f.read(n)
     except OSError as exc:
         raise CheckpointError(f"{where}: cannot read ({exc.strerror or exc})") from None
     if len(raw) != n:
         raise CheckpointError(f"{where}: the file changed while its header was read")
+    return parse_header(path, n, size, raw)
+
+
+def check_length(where: str, head: bytes, size: int) -> int:
+    """N, from the first 8 bytes of a file of ``size`` bytes, once it is known to be under the
+    cap and within the file: nothing is allocated for a hostile length."""
+    if len(head) < 8:
+        raise CheckpointError(f"{where}: {size} bytes, shorter than the 8-byte length")
+    (n,) = struct.unpack("<Q", head[:8])
+    if n > MAX_HEADER_BYTES:
+        raise CheckpointError(
+            f"{where}: a header of {n} bytes claimed, over the {MAX_HEADER_BYTES} cap"
+        )
+    if n > size - 8:
+        raise CheckpointError(
+            f"{where}: a header of {n} bytes claimed, but the file has {size - 8} "
+            "bytes after the length (truncated?)"
+        )
+    return int(n)
+
+
+def parse_header(path: Path, n: int, size: int, raw: bytes) -> Header:
+    """Check the ``n`` header bytes of a file of ``size`` bytes, however they were read (a
+    local file, or a range request): the same rules either way."""
+    where = show(path)
     if not raw.startswith(b"{"):
         raise CheckpointError(f"{where}: the header does not start with '{{'")
     obj = parse_json(raw, where, "the header")

@@ -208,7 +208,7 @@ def memory_table(
     live = [r for r in rows if r.tied_to is None]  # tied tensors count once
     totals = tuple(_total(i, t, live) for i, t in enumerate(parsed))
     return MemoryTable(
-        source=str(ckpt.path),
+        source=ckpt.label,
         targets=parsed,
         params_by_dtype=tuple(sorted(by_dtype.items(), key=lambda kv: (-kv[1], kv[0]))),
         total_params=sum(by_dtype.values()),

@@ -86,7 +86,13 @@ def read_range(ckpt: Checkpoint, name: str, lo: int, hi: int) -> torch.Tensor:
 
 
 def iter_chunks(
-    ckpt: Checkpoint, name: str, max_bytes: int, *, decoded: bool = False, multiple_of: int = 1
+    ckpt: Checkpoint,
+    name: str,
+    max_bytes: int,
+    *,
+    decoded: bool = False,
+    multiple_of: int = 1,
+    part: tuple[int, int] | None = None,
 ) -> Iterator[torch.Tensor]:
     """The values of a tensor, flattened in C order, as 1-D chunks that each come from at most
     ``max_bytes`` of stored data: float64 for F64 and 32/64-bit integers, float32 otherwise.
@@ -99,32 +105,51 @@ def iter_chunks(
     are checked at the call, the data read as the chunks are consumed. A pickled tensor
     that is not contiguous is copied whole first. With ``multiple_of``, every chunk but the
     last holds a multiple of that many values (whole groups or rows), more than ``max_bytes``
-    if one such run is larger.
+    if one such run is larger. ``part`` = (i, j) yields chunks i to j - 1 only, the very
+    chunks a whole pass yields there (``chunk_count`` says how many there are).
     """
     entry = ckpt.entry(name)
     if ckpt.kind is CheckpointKind.GGUF:  # whole blocks per chunk, always as decoded
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
             raise OptionError(f"max_bytes must be an int >= 1 for {entry.dtype}")
+        if part is not None:
+            raise OptionError("GGUF tensors are read whole or in every chunk, not in parts")
         return gguf_chunks(entry, max_bytes, multiple_of)
-    if entry.dtype == "C64":
-        raise CheckpointError(f"{show(entry.file)}: tensor {name!r} is complex: no real chunks")
-    g = math.gcd(entry.bits, 8)
-    unit_bytes, unit_values = entry.bits // g, 8 // g
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < unit_bytes:
-        raise OptionError(f"max_bytes must be an int >= {unit_bytes} for {entry.dtype}")
+    per = _per_chunk(entry, max_bytes, decoded, multiple_of)
     out_dtype = torch.float64 if entry.dtype in _WIDE else torch.float32
-    if decoded:
-        per = unit_values * max(1, max_bytes // out_dtype.itemsize // unit_values)
-    else:
-        per = unit_values * (max_bytes // unit_bytes)
-    step = math.lcm(unit_values, max(multiple_of, 1))
-    per = max(step, per // step * step)
-    chunks = _Chunks(range(0, entry.numel, per), per, entry.numel)
+    starts = range(0, entry.numel, per)
+    chunks = _Chunks(starts if part is None else starts[part[0] : part[1]], per, entry.numel)
     if ckpt.loaded is not None:
         return _loaded_chunks(ckpt.loaded[name], entry, chunks, out_dtype)
     if _native(ckpt, entry):
         return _sliced_chunks(entry, chunks, out_dtype)
     return (_raw_chunk(ckpt, entry, lo, hi, out_dtype) for lo, hi in chunks)
+
+
+def chunk_count(ckpt: Checkpoint, name: str, max_bytes: int, *, decoded: bool = False) -> int:
+    """How many chunks ``iter_chunks`` yields for these options (not for GGUF tensors)."""
+    entry = ckpt.entry(name)
+    return len(range(0, entry.numel, _per_chunk(entry, max_bytes, decoded, 1)))
+
+
+def _per_chunk(entry: TensorEntry, max_bytes: int, decoded: bool, multiple_of: int) -> int:
+    """Values per chunk: whole storage units within ``max_bytes``, stored or decoded, and a
+    multiple of ``multiple_of`` (at least one such run)."""
+    if entry.dtype == "C64":
+        raise CheckpointError(
+            f"{show(entry.file)}: tensor {entry.name!r} is complex: no real chunks"
+        )
+    g = math.gcd(entry.bits, 8)
+    unit_bytes, unit_values = entry.bits // g, 8 // g
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < unit_bytes:
+        raise OptionError(f"max_bytes must be an int >= {unit_bytes} for {entry.dtype}")
+    if decoded:
+        itemsize = 8 if entry.dtype in _WIDE else 4
+        per = unit_values * max(1, max_bytes // itemsize // unit_values)
+    else:
+        per = unit_values * (max_bytes // unit_bytes)
+    step = math.lcm(unit_values, max(multiple_of, 1))
+    return max(step, per // step * step)
 
 
 @dataclass(frozen=True)

@@ -39,12 +39,17 @@ model_app = typer.Typer(
 PATH_ARG = typer.Argument(
     None, help="A .safetensors file, a folder of shards with an index, or a model folder."
 )
+MEMORY_PATH_ARG = typer.Argument(
+    None,
+    help="A .safetensors file, a folder of shards with an index, a model folder, or a Hub "
+    "model ORG/NAME[@REVISION] (hf://ORG/NAME: the Hub only), read from its headers alone.",
+)
 
 
 @model_app.command("memory")
 @guarded
 def memory_cmd(
-    path: str = PATH_ARG,
+    path: str = MEMORY_PATH_ARG,
     targets: str = typer.Option(
         joined(MEMORY_TARGETS),
         "--to",
@@ -67,14 +72,19 @@ def memory_cmd(
     Examples:
       dtlab model memory
       dtlab model memory ./my-model --to bf16,fp8,int4:g64,nvfp4
+      dtlab model memory Qwen/Qwen2.5-7B-Instruct@main --to bf16,int4:g128
       dtlab model memory model.safetensors --keep "*norm*,*bias" --json
     """
-    from dtlab.checkpoint import DEFAULT_PATTERNS, embedded_model, memory_table, open_checkpoint
+    from dtlab.checkpoint import DEFAULT_PATTERNS, embedded_model, memory_table
+    from dtlab.checkpoint.hub import open_named
     from dtlab.render.memory import EMBEDDED, memory_view
 
     path = path_argument(path)
     to = required_list(targets, "--to", "bf16,int4:g128")
-    ckpt = open_checkpoint(path or embedded_model(), allow_pickle=allow_pickle)
+    opened = open_named(path or str(embedded_model()), allow_pickle=allow_pickle)
+    if opened.note is not None:
+        err_console.print(f"note: {opened.note}", markup=False)
+    ckpt = opened.checkpoint
     patterns = split_list(keep) if keep is not None else list(DEFAULT_PATTERNS)
     table = memory_table(ckpt, to, keep_high_precision=patterns)
     if as_json:
@@ -103,6 +113,12 @@ def scan_cmd(
         help="Exit with status 1 on: overflow, nan, sqnr<DB (comma-separated); 2 is bad input.",
     ),
     workers: int = typer.Option(1, "--workers", help="Scan tensors in N processes."),
+    dask: str = typer.Option(
+        None,
+        "--dask",
+        help="Scan on a dask.distributed cluster: a scheduler address (tcp://host:8786; every "
+        "worker must see PATH), or local:N for N local worker processes.",
+    ),
     budget: int = typer.Option(
         SCAN_BUDGET_BYTES >> 20, "--memory-budget", help="MiB a worker may hold (chunking)."
     ),
@@ -126,10 +142,12 @@ def scan_cmd(
       dtlab model scan
       dtlab model scan ./my-model --to fp16,fp8,e5m2 --fail-on overflow,nan
       dtlab model scan model.safetensors --workers 2 --csv scan.csv --markdown scan.md
+      dtlab model scan ./my-model --dask local:4
       dtlab model scan --plot-tensor encoder.layer.0.output.dense.weight --plot w.png
     """
     from dtlab.checkpoint import embedded_model
     from dtlab.checkpoint.handle import input_files
+    from dtlab.checkpoint.hub import refuse_remote_scan
     from dtlab.checkpoint.scan import failures, parse_fail_rules
     from dtlab.formats.quantizer_spec import parse_target
     from dtlab.html import report_page
@@ -137,11 +155,14 @@ def scan_cmd(
     from dtlab.render.model import scan_csv, scan_markdown, scan_view
 
     path = path_argument(path)
+    refuse_remote_scan(path)
     fmts = [parse_target(t) for t in required_list(to, "--to", "fp16,int4:g128")]
     # bad options fail before the scan, not after it
     rules = parse_fail_rules(split_list(fail_on))
     if (plot_tensor is None) != (plot is None):
         raise fail("--plot-tensor and --plot go together")
+    if dask is not None and workers != 1:
+        raise fail("--workers and --dask: choose one (--dask local:N for N local processes)")
     inputs = input_files(path or embedded_model())
     if plot is not None:
         check_plot_path(plot, inputs=inputs)
@@ -151,7 +172,7 @@ def scan_cmd(
     check_html_path(html_out, inputs)
     check_distinct([plot, csv_out, md_out, html_out])
     show_progress = not as_json and console.is_terminal
-    report = _run(path, fmts, sqnr, budget, workers, allow_pickle, show_progress)
+    report = _run(path, fmts, sqnr, budget, workers, allow_pickle, show_progress, dask)
     if report.workers < workers:
         note = f"note: --workers {workers} capped at {report.workers}, this machine's cores"
         err_console.print(note, markup=False)
@@ -182,6 +203,7 @@ def _run(
     workers: int,
     allow_pickle: bool,
     show: bool,
+    dask: str | None = None,
 ) -> ScanReport:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -196,6 +218,7 @@ def _run(
             workers=workers,
             allow_pickle=allow_pickle,
             progress=progress,
+            dask=dask,
         )
 
     if not show:
