@@ -1,0 +1,142 @@
+"""dtlab model compare|activations: models run in several formats."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+
+from dtlab.cli.common import (
+    JSON_OPTION,
+    console,
+    emit,
+    emit_json,
+    guarded,
+    path_argument,
+    split_list,
+)
+from dtlab.outputs import check_distinct, check_writable, write_text
+
+COMPARE_FORMATS = "fp32,bf16,fp16,fp8,int8,int4:g128,nf4,mxfp4"
+ACTIVATION_TARGETS = "fp16,bf16,fp8"
+
+MODEL_ARG = typer.Argument(
+    None, help="minilm (the default, embedded), smollm2, or a Hugging Face model folder."
+)
+TEXT_OPTION = typer.Option(
+    None, "--text", help="A UTF-8 text file to evaluate on (default: CPython's pydoc topics)."
+)
+REMOTE_OPTION = typer.Option(
+    False, "--trust-remote-code", help="Let a model folder run its own code (auto_map)."
+)
+KEEP_OPTION = typer.Option(
+    None,
+    "--keep",
+    help="Layer name patterns left in high precision (globs; re: for a regex); default as "
+    "dtlab model memory: *embed*, *.wte.*, *.wpe.*, *norm*, *bias, *lm_head*.",
+)
+
+
+@contextmanager
+def _progress(show: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    if not show:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def update(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done, total=total)
+
+        yield update
+
+
+@guarded
+def compare_cmd(
+    model: str = MODEL_ARG,
+    formats: str = typer.Option(
+        COMPARE_FORMATS,
+        "--as",
+        help="Formats, comma-separated: fp32, bf16, fp16 run natively; others (fp8, int8, "
+        "int4:g128, nf4, mxfp4, nvfp4, ...) fake-quantize the weights, in the grammar of "
+        "dtlab quantize --as.",
+    ),
+    activations: str = typer.Option(
+        None, "--activations", help="Also fake-quantize the inputs of quantized layers to FMT."
+    ),
+    keep: str = KEEP_OPTION,
+    text: Path = TEXT_OPTION,
+    sequences: int = typer.Option(
+        None, "--sequences", help="Chunks to score (default 4), or passages for encoders (64)."
+    ),
+    seq_len: int = typer.Option(128, "--seq-len", help="Tokens per chunk (most per passage)."),
+    batch_size: int = typer.Option(
+        None, "--batch-size", help="Sequences per forward call (default 4, encoders 16)."
+    ),
+    trust_remote_code: bool = REMOTE_OPTION,
+    csv_out: Path = typer.Option(None, "--csv", help="Write one row per format and layer."),
+    md_out: Path = typer.Option(None, "--markdown", help="Write a Markdown report."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Run a model in fp32 and in each format on the same real text, and compare what it
+    outputs: for language models llama.cpp's KL-divergence statistics (KLD, same top-1, Δp,
+    PPL and its ratio, with uncertainties); for encoders embedding cosines and retrieval
+    agreement; for every model the largest output difference, the worst layers, and memory.
+
+    \b
+    Examples:
+      dtlab model compare
+      dtlab model compare smollm2 --as bf16,fp16,int8,nf4,mxfp4
+      dtlab model compare ./my-model --as int4:g128 --activations fp8 --json
+    """
+    from dtlab.checkpoint.memory import DEFAULT_PATTERNS
+    from dtlab.cli.common import required_list
+    from dtlab.models.compare import compare_model
+    from dtlab.render.compare import compare_csv, compare_markdown, compare_view
+
+    model = path_argument(model)
+    specs = required_list(formats, "--as", "bf16,int8")
+    for out in (csv_out, md_out):
+        if out is not None:
+            check_writable(out)
+    check_distinct([csv_out, md_out])
+    with _progress(not as_json and console.is_terminal) as tell:
+        report = compare_model(
+            model,
+            specs,
+            activations=activations,
+            keep=DEFAULT_PATTERNS if keep is None else tuple(split_list(keep)),
+            text_path=str(text) if text is not None else None,
+            sequences=sequences,
+            seq_len=seq_len,
+            batch_size=batch_size,
+            trust_remote_code=trust_remote_code,
+            progress=tell,
+        )
+    if csv_out is not None:
+        write_text(csv_out, compare_csv(report))
+    if md_out is not None:
+        write_text(md_out, compare_markdown(report))
+    if as_json:
+        emit_json("dtlab.model-compare/1", report)
+    else:
+        emit(compare_view(report))
