@@ -140,3 +140,67 @@ def compare_cmd(
         emit_json("dtlab.model-compare/1", report)
     else:
         emit(compare_view(report))
+
+
+@guarded
+def activations_cmd(
+    model: str = MODEL_ARG,
+    to: str = typer.Option(ACTIVATION_TARGETS, "--to", help="Target formats, comma-separated."),
+    run_in: str = typer.Option(
+        None, "--run-in", help="Also run natively in fp16 or bf16 and name the first inf/NaN."
+    ),
+    text: Path = TEXT_OPTION,
+    sequences: int = typer.Option(
+        None, "--sequences", help="Chunks (default 2), or passages for encoders (16)."
+    ),
+    seq_len: int = typer.Option(128, "--seq-len", help="Tokens per chunk (most per passage)."),
+    batch_size: int = typer.Option(
+        None, "--batch-size", help="Sequences per forward call (default 4, encoders 16)."
+    ),
+    show_all: bool = typer.Option(False, "--all", help="List every module, not the 15 worst."),
+    trust_remote_code: bool = REMOTE_OPTION,
+    csv_out: Path = typer.Option(None, "--csv", help="Write one row per module."),
+    md_out: Path = typer.Option(None, "--markdown", help="Write a Markdown report."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """One fp32 forward pass with hooks on every module: each output's largest magnitude,
+    NaN/inf and binades, and per target format the headroom below its max, the shares that
+    would turn subnormal or flush to zero, and the first module (in execution order) that
+    would overflow. --run-in fp16 runs natively too and names where inf/NaN first appears.
+
+    \b
+    Examples:
+      dtlab model activations
+      dtlab model activations smollm2 --to fp16,fp8 --run-in fp16
+      dtlab model activations ./my-model --json
+    """
+    from dtlab.cli.common import required_list
+    from dtlab.models.activations import scan_activations
+    from dtlab.render.activations import activations_csv, activations_markdown, activations_view
+
+    model = path_argument(model)
+    targets = required_list(to, "--to", "fp16,bf16")
+    for out in (csv_out, md_out):
+        if out is not None:
+            check_writable(out)
+    check_distinct([csv_out, md_out])
+    with _progress(not as_json and console.is_terminal) as tell:
+        report = scan_activations(
+            model,
+            targets,
+            run_in=run_in,
+            text_path=str(text) if text is not None else None,
+            sequences=sequences,
+            seq_len=seq_len,
+            batch_size=batch_size,
+            trust_remote_code=trust_remote_code,
+            progress=tell,
+        )
+    if csv_out is not None:
+        write_text(csv_out, activations_csv(report))
+    if md_out is not None:
+        write_text(md_out, activations_markdown(report))
+    if as_json:
+        emit_json("dtlab.model-activations/1", report)
+    else:
+        emit(activations_view(report, show_all))
