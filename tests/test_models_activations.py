@@ -120,3 +120,16 @@ def test_cli_activations(planted: dict[str, Path], tmp_path: Path) -> None:
     assert csv_path.read_text().splitlines()[0].startswith("#,module,type")
     bad = runner.invoke(app, [*args, "--run-in", "fp8"])
     assert bad.exit_code == 2 and "float16 or bfloat16" in bad.stderr
+
+
+def test_fail_on_and_plot(planted: dict[str, Path], tmp_path: Path) -> None:
+    base = ["model", "activations", str(planted["llama"]), "--sequences", "1", "--seq-len", "16"]
+    png = tmp_path / "h.png"
+    res = runner.invoke(app, [*base, "--fail-on", "overflow", "--plot", str(png)])
+    assert res.exit_code == 1 and LLAMA_SPOT in res.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    clean = ["model", "activations", str(planted["clean"]), "--sequences", "1", "--seq-len", "16"]
+    assert runner.invoke(app, [*clean, "--fail-on", "overflow,nan"]).exit_code == 0
+    assert runner.invoke(app, [*clean, "--fail-on", "headroom<200"]).exit_code == 1
+    bad = runner.invoke(app, [*clean, "--fail-on", "headroom<x"])
+    assert bad.exit_code == 2 and "--fail-on" in bad.stderr

@@ -220,3 +220,14 @@ def test_cli_json_csv_markdown(tiny: dict[str, Path], tmp_path: Path) -> None:
     assert "| int8 | weights | 14/2 |" in md_path.read_text()
     text = runner.invoke(app, args)
     assert text.exit_code == 0 and "same top-1" in text.stdout and "worst layers" in text.stdout
+
+
+def test_compare_fail_on_and_plot(tiny: dict[str, Path], tmp_path: Path) -> None:
+    base = ["model", "compare", str(tiny["llama"]), "--sequences", "1", "--seq-len", "16"]
+    png = tmp_path / "c.png"
+    res = runner.invoke(app, [*base, "--as", "fp32,nf4", "--fail-on", "kld>0", "--plot", str(png)])
+    assert res.exit_code == 1 and "nf4: mean KLD" in res.stderr and "fp32" not in res.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert runner.invoke(app, [*base, "--as", "fp32", "--fail-on", "kld>0,top1<100"]).exit_code == 0
+    bad = runner.invoke(app, [*base, "--as", "fp32", "--fail-on", "overflow"])
+    assert bad.exit_code == 2 and "kld>N" in bad.stderr

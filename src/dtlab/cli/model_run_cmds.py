@@ -13,11 +13,12 @@ from dtlab.cli.common import (
     console,
     emit,
     emit_json,
+    err_console,
     guarded,
     path_argument,
     split_list,
 )
-from dtlab.outputs import check_distinct, check_writable, write_text
+from dtlab.outputs import check_distinct, check_plot_path, check_writable, write_text
 
 COMPARE_FORMATS = "fp32,bf16,fp16,fp8,int8,int4:g128,nf4,mxfp4"
 ACTIVATION_TARGETS = "fp16,bf16,fp8"
@@ -70,6 +71,23 @@ def _progress(show: bool) -> Iterator[Callable[[str, int, int], None] | None]:
         yield update
 
 
+def _check_outputs(csv_out: Path | None, md_out: Path | None, plot: Path | None) -> None:
+    for out in (csv_out, md_out):
+        if out is not None:
+            check_writable(out)
+    if plot is not None:
+        check_plot_path(plot)
+    check_distinct([csv_out, md_out, plot])
+
+
+def _verdict(broken: list[str]) -> None:
+    """Exit status 1 when a --fail-on rule broke (2 is kept for bad input)."""
+    if broken:
+        said = broken[0] if len(broken) == 1 else f"{len(broken)} verdicts, first: {broken[0]}"
+        err_console.print(f"--fail-on: {said}", markup=False)
+        raise typer.Exit(1)
+
+
 @guarded
 def compare_cmd(
     model: str = MODEL_ARG,
@@ -93,8 +111,14 @@ def compare_cmd(
         None, "--batch-size", help="Sequences per forward call (default 4, encoders 16)."
     ),
     trust_remote_code: bool = REMOTE_OPTION,
+    fail_on: str = typer.Option(
+        None,
+        "--fail-on",
+        help="Exit with status 1 on: kld>X, top1<PCT, ppl-ratio>R, cos<C (comma-separated).",
+    ),
     csv_out: Path = typer.Option(None, "--csv", help="Write one row per format and layer."),
     md_out: Path = typer.Option(None, "--markdown", help="Write a Markdown report."),
+    plot: Path = typer.Option(None, "--plot", help="Draw per-layer SQNR and KLD (.png)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run a model in fp32 and in each format on the same real text, and compare what it
@@ -111,14 +135,15 @@ def compare_cmd(
     from dtlab.checkpoint.memory import DEFAULT_PATTERNS
     from dtlab.cli.common import required_list
     from dtlab.models.compare import compare_model
+    from dtlab.models.verdicts import COMPARE_RULES, compare_failures, parse_rules
     from dtlab.render.compare import compare_csv, compare_markdown, compare_view
+    from dtlab.render.model_plots import compare_plot
 
     model = path_argument(model)
     specs = required_list(formats, "--as", "bf16,int8")
-    for out in (csv_out, md_out):
-        if out is not None:
-            check_writable(out)
-    check_distinct([csv_out, md_out])
+    rules = split_list(fail_on)
+    parse_rules(rules, COMPARE_RULES)  # bad rules fail before the runs, not after
+    _check_outputs(csv_out, md_out, plot)
     with _progress(not as_json and console.is_terminal) as tell:
         report = compare_model(
             model,
@@ -136,10 +161,13 @@ def compare_cmd(
         write_text(csv_out, compare_csv(report))
     if md_out is not None:
         write_text(md_out, compare_markdown(report))
+    if plot is not None:
+        compare_plot(report, plot)
     if as_json:
         emit_json("dtlab.model-compare/1", report)
     else:
         emit(compare_view(report))
+    _verdict(compare_failures(report, rules))
 
 
 @guarded
@@ -159,8 +187,14 @@ def activations_cmd(
     ),
     show_all: bool = typer.Option(False, "--all", help="List every module, not the 15 worst."),
     trust_remote_code: bool = REMOTE_OPTION,
+    fail_on: str = typer.Option(
+        None,
+        "--fail-on",
+        help="Exit with status 1 on: overflow, nan, headroom<BINADES (comma-separated).",
+    ),
     csv_out: Path = typer.Option(None, "--csv", help="Write one row per module."),
     md_out: Path = typer.Option(None, "--markdown", help="Write a Markdown report."),
+    plot: Path = typer.Option(None, "--plot", help="Draw each module's headroom (.png)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """One fp32 forward pass with hooks on every module: each output's largest magnitude,
@@ -176,14 +210,15 @@ def activations_cmd(
     """
     from dtlab.cli.common import required_list
     from dtlab.models.activations import scan_activations
+    from dtlab.models.verdicts import ACTIVATION_RULES, activation_failures, parse_rules
     from dtlab.render.activations import activations_csv, activations_markdown, activations_view
+    from dtlab.render.model_plots import activations_plot
 
     model = path_argument(model)
     targets = required_list(to, "--to", "fp16,bf16")
-    for out in (csv_out, md_out):
-        if out is not None:
-            check_writable(out)
-    check_distinct([csv_out, md_out])
+    rules = split_list(fail_on)
+    parse_rules(rules, ACTIVATION_RULES)
+    _check_outputs(csv_out, md_out, plot)
     with _progress(not as_json and console.is_terminal) as tell:
         report = scan_activations(
             model,
@@ -200,7 +235,10 @@ def activations_cmd(
         write_text(csv_out, activations_csv(report))
     if md_out is not None:
         write_text(md_out, activations_markdown(report))
+    if plot is not None:
+        activations_plot(report, plot)
     if as_json:
         emit_json("dtlab.model-activations/1", report)
     else:
         emit(activations_view(report, show_all))
+    _verdict(activation_failures(report, rules))

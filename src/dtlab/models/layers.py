@@ -19,6 +19,7 @@ __all__ = ["LayerCapture", "LayerRow"]
 @dataclass(frozen=True)
 class LayerRow:
     name: str
+    order: int  # position among the model's quantizable layers (registration order)
     sqnr_db: float  # 10 log10(sum ref² / sum (out - ref)²); inf when identical
     cosine: float
 
@@ -40,10 +41,11 @@ class LayerCapture:
         self.rows: dict[str, LayerRow] = {}
         self.armed = False
         self.handles = [
-            m.register_forward_hook(self._hook(name)) for name, m in quantizable_layers(module)
+            m.register_forward_hook(self._hook(name, i))
+            for i, (name, m) in enumerate(quantizable_layers(module))
         ]
 
-    def _hook(self, name: str) -> Any:
+    def _hook(self, name: str, order: int) -> Any:
         def hook(_: torch.nn.Module, __: Any, output: Any) -> None:
             if not self.armed:
                 return
@@ -56,7 +58,7 @@ class LayerCapture:
             ref = self.reference.get(name)
             if ref is not None and ref.shape == t.shape:
                 m = measure(ref, t)
-                self.rows[name] = LayerRow(name, m.sqnr_db, m.cosine)
+                self.rows[name] = LayerRow(name, order, m.sqnr_db, m.cosine)
 
         return hook
 

@@ -92,6 +92,9 @@ class LMStats:
     rms_delta_p_uncertainty: float
     same_top1: float
     same_top1_uncertainty: float
+    # tokens per bin of log10(KLD), bins [k/4, (k+1)/4) as (k/4, count); KLD <= 0 apart
+    kld_log10_histogram: tuple[tuple[float, int], ...] = ()
+    kld_nonpositive: int = 0
 
 
 def _mean_unc(x: torch.Tensor) -> tuple[float, float]:
@@ -153,4 +156,16 @@ def lm_stats(t: TokenStats) -> LMStats:
         rms_delta_p_uncertainty=0.5 * ms_unc / rms if rms > 0 else 0.0,
         same_top1=p,
         same_top1_uncertainty=math.sqrt(p * (1 - p) / (n - 1)) if n > 1 else math.nan,
+        kld_log10_histogram=_log_histogram(t.kld),
+        kld_nonpositive=int((t.kld <= 0).sum()),
     )
+
+
+def _log_histogram(kld: torch.Tensor) -> tuple[tuple[float, int], ...]:
+    pos = kld[kld > 0]
+    if not pos.numel():
+        return ()
+    k = torch.floor(torch.log10(pos) * 4).long()
+    lo = int(k.min())
+    counts = torch.bincount(k - lo).tolist()
+    return tuple(((lo + i) / 4, c) for i, c in enumerate(counts) if c)
