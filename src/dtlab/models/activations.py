@@ -34,6 +34,7 @@ from dtlab.models.loading import Loaded, load_model, load_tokenizer
 from dtlab.models.sources import ModelKind, ModelSource, resolve_model
 
 __all__ = [
+    "ActivationRecorder",
     "ActivationReport",
     "FormatFit",
     "ModuleActivations",
@@ -133,7 +134,10 @@ class _Record:
     under: list[int] = field(default_factory=list)
 
 
-class _Recorder:
+class ActivationRecorder:
+    """Forward hooks on every module of ``module`` that measure each output against ``fmts``
+    (what scan_activations runs; public for bench/models.py)."""
+
     def __init__(self, module: torch.nn.Module, fmts: list[Format]) -> None:
         self.fmts = fmts
         self.records: dict[str, _Record] = {}
@@ -254,7 +258,7 @@ def scan_activations(
         batch_size=batch_size or (16 if enc else 4),
     )
     loaded = load_model(source)
-    rec = _Recorder(loaded.module, fmts)
+    rec = ActivationRecorder(loaded.module, fmts)
     _run(loaded, es, tell, "fp32 scan")
     rec.remove()
     del loaded

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from dtlab.errors import DtlabError
 
-__all__ = ["SMOLLM2_GGUF", "cache_dir", "smollm2_folder", "smollm2_gguf"]
+__all__ = ["SMOLLM2_GGUF", "cache_dir", "smollm2_folder", "smollm2_gguf", "smollm2_ready"]
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _FOLDER = "smollm2-135m-instruct"
@@ -76,6 +76,16 @@ def _fresh(folder: Path, stamp: dict[str, object]) -> bool:
         return False
     needed = ("config.json", "model.safetensors", "tokenizer.json")
     return saved == stamp and all((folder / n).is_file() for n in needed)
+
+
+def smollm2_ready() -> Path | None:
+    """The converted SmolLM2 folder when it exists and is fresh, else None (nothing made)."""
+    try:
+        gguf = smollm2_gguf()
+    except DtlabError:
+        return None
+    folder = cache_dir() / _FOLDER
+    return folder if _fresh(folder, _stamp(gguf)) else None
 
 
 def smollm2_folder(*, rebuild: bool = False) -> Path:
