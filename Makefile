@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)   ## build the environment if needed, then the guided tour
+	@# SmolLM2 converted once from its GGUF into dtlab's cache (about 15 s the first time)
+	$(BIN)/python -c "from dtlab.models.cache import smollm2_folder; smollm2_folder()"
 	$(BIN)/dtlab tour
 
 test: $(STAMP) browser   ## the suite CI runs (slow sweeps excluded)

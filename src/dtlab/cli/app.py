@@ -17,6 +17,7 @@ from dtlab.cli.common import NUMBER_ARGS, STATE
 from dtlab.cli.html_cmds import explore_cmd, report_cmd
 from dtlab.cli.int_cmds import int_app
 from dtlab.cli.model_cmds import model_app
+from dtlab.cli.model_run_cmds import activations_cmd, compare_cmd
 from dtlab.cli.ops_cmds import dot_cmd
 from dtlab.cli.quantize_cmd import quantize_cmd
 from dtlab.cli.tour_cmd import tour_cmd
@@ -57,6 +58,8 @@ app.add_typer(int_app, name="int")
 app.command("cast")(cast_cmd)
 app.command("dot")(dot_cmd)
 app.command("quantize")(quantize_cmd)
+model_app.command("compare")(compare_cmd)
+model_app.command("activations")(activations_cmd)
 app.add_typer(model_app, name="model")
 app.command("tour")(tour_cmd)
 app.command("explore")(explore_cmd)

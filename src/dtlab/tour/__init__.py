@@ -9,9 +9,15 @@ from dtlab.errors import OptionError
 from dtlab.tour.checkpoint import CHECKPOINT_CHAPTERS
 from dtlab.tour.downcast import ANALYSIS_CHAPTERS
 from dtlab.tour.lesson import LESSON_CHAPTERS
+from dtlab.tour.loading import LOADING_CHAPTERS
 from dtlab.tour.model import Block, Chapter, ChapterFn, Paragraph, TableBlock
 
-CHAPTERS: dict[str, ChapterFn] = {**LESSON_CHAPTERS, **ANALYSIS_CHAPTERS, **CHECKPOINT_CHAPTERS}
+CHAPTERS: dict[str, ChapterFn] = {
+    **LESSON_CHAPTERS,
+    **ANALYSIS_CHAPTERS,
+    **CHECKPOINT_CHAPTERS,
+    **LOADING_CHAPTERS,
+}
 
 
 def run_tour(only: list[str] | None = None) -> list[Chapter]:
