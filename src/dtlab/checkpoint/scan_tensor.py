@@ -12,7 +12,7 @@ quantizer re-quantizes is dequantized whole in its logical order (GPTQ and AWQ d
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
@@ -49,15 +49,16 @@ def scan_tensor(
         return unscanned(e)
     together = _together(e.shape, fmts)
     per = chunk if together == 1 else chunk * 4 // _QUANT_BYTES  # quantizers hold more
+    pieces = _pieces(ckpt, e, fmts, per, together, chunk)
     ranges: list[Range | None] = [None] * len(fmts)
     if any(tensor_pass(f, e.shape) for f in fmts):  # per-tensor scales: first the range
-        for values in _pieces(ckpt, e, fmts, per, together, chunk):
+        for values in pieces():
             for i, f in enumerate(fmts):
                 if tensor_pass(f, e.shape):
                     ranges[i] = merged_range(ranges[i], tensor_range(values, f, e.shape))
     parts = (
         [target_partial(values, f, e.shape, ranges[i]) for i, f in enumerate(fmts)]
-        for values in _pieces(ckpt, e, fmts, per, together, chunk)
+        for values in pieces()
     )
     return tensor_scan(e, fmts, threshold, parts)
 
@@ -116,9 +117,24 @@ def tensor_scan(
 
 
 def check_budget(e: TensorEntry, fmts: Targets, chunk: int) -> None:
-    """Refuse, before any reading, a target whose slices the budget cannot hold."""
-    if is_float_dtype(e.dtype):
-        _check_budget(e.name, e.shape, _together(e.shape, fmts), fmts, chunk)
+    """Refuse, before any reading, a target whose slices the budget cannot hold, or a packed
+    weight that a quantizer needs dequantized whole (its float32 copy takes at most half the
+    budget, ``chunk * 4`` bytes)."""
+    if not is_float_dtype(e.dtype):
+        return
+    _check_budget(e.name, e.shape, _together(e.shape, fmts), fmts, chunk)
+    if _dequantized_whole(e, fmts) and e.numel > chunk:  # e.numel * 4 bytes > chunk * 4
+        raise OptionError(
+            f"packed weight {e.name!r} {list(e.shape)}: quantizing it needs it dequantized "
+            f"whole; use --memory-budget {-(-e.numel * 8 // (1 << 20))} (MiB) or more, or "
+            "plain formats"
+        )
+
+
+def _dequantized_whole(e: TensorEntry, fmts: Targets) -> bool:
+    """A packed weight that a quantizer re-quantizes: its slices need the C order of its
+    logical shape, while GPTQ and AWQ dequantize as [in, out]."""
+    return isinstance(e, PackedWeight) and not all(isinstance(f, Format) for f in fmts)
 
 
 def _together(shape: tuple[int, ...], fmts: tuple[Target, ...]) -> int:
@@ -131,28 +147,22 @@ _QUANT_BYTES = 128  # per value a quantizer holds at once (int8 81, nvfp4 112, m
 
 def _pieces(
     ckpt: Checkpoint,
-    e: TensorEntry | PackedWeight,
-    fmts: tuple[Target, ...],
+    e: TensorEntry,
+    fmts: Targets,
     per: int,
     together: int,
     chunk: int,
-) -> Iterator[torch.Tensor]:
-    """The tensor's values in C order of its (logical) shape, in parts of whole scale slices."""
+) -> Callable[[], Iterable[torch.Tensor]]:
+    """A pass over the tensor's values in C order of its (logical) shape, in parts of whole
+    scale slices, each call a new pass; a packed weight dequantized whole is read once."""
     if not isinstance(e, PackedWeight):
-        return iter_chunks(ckpt, e.name, per, decoded=True, multiple_of=together)
-    if all(isinstance(f, Format) for f in fmts):  # casts: any order, the library's pieces
-        return packed_chunks(ckpt, e, chunk)
-    # quantizers need C order of the logical shape (GPTQ and AWQ store [in, out]): the
-    # weight dequantized whole, then cut
-    if e.numel * 8 > chunk * 8:  # the float32 copy takes at most half the budget
-        need = -(-e.numel * 8 // (1 << 20))
-        raise OptionError(
-            f"packed weight {e.name!r} {list(e.shape)}: quantizing it needs it dequantized "
-            f"whole; use --memory-budget {need} (MiB) or more, or plain formats"
-        )
-    flat = read_packed(ckpt, e).reshape(-1).to(torch.float32)
+        return lambda: iter_chunks(ckpt, e.name, per, decoded=True, multiple_of=together)
+    if not _dequantized_whole(e, fmts):  # casts: any order, the library's pieces
+        return lambda: packed_chunks(ckpt, e, chunk)
+    flat = read_packed(ckpt, e).reshape(-1).to(torch.float32)  # within check_budget's bound
     step = max(together, per // together * together)
-    return (flat[i : i + step] for i in range(0, flat.numel(), step))
+    parts = [flat[i : i + step] for i in range(0, flat.numel(), step)]
+    return lambda: parts
 
 
 def _check_budget(
